@@ -1,0 +1,94 @@
+/**
+ * The shape of a command module and the runner shared by every binary.
+ * A command module only declares flags and calls the library; errors from the
+ * library become one line on stderr and a non-zero exit, never a stack trace.
+ */
+import * as fs from 'node:fs';
+import type { Argv, ArgumentsCamelCase } from 'yargs';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { errorLine, UserError } from '../common/errors.js';
+import { packageRoot } from '../common/paths.js';
+
+export interface GptmedCommand<A = Record<string, unknown>> {
+  /** Subcommand name under `gptmed` (binary `gptmed-<name>`). */
+  name: string;
+  /** Positional part of the usage line, e.g. '<input>' ('' for none). */
+  positionals?: string;
+  describe: string;
+  builder: (y: Argv) => Argv<A>;
+  handler: (args: ArgumentsCamelCase<A>) => Promise<void> | void;
+  /** Usage examples: [command line, what it does]. */
+  examples?: Array<[string, string]>;
+}
+
+/** Erases the flag types so the command table can hold commands of every kind. */
+export function defineCommand<A>(cmd: GptmedCommand<A>): GptmedCommand {
+  return cmd as unknown as GptmedCommand;
+}
+
+function version(): string {
+  const pkg = JSON.parse(fs.readFileSync(`${packageRoot}/package.json`, 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+function report(scriptName: string, err: unknown): number {
+  process.stderr.write(`${scriptName}: error: ${errorLine(err)}\n`);
+  if (process.env.GPTMED_DEBUG && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+  return err instanceof UserError ? err.exitCode : 1;
+}
+
+function configure(y: Argv, scriptName: string): Argv {
+  return y
+    .scriptName(scriptName)
+    .strict()
+    .help()
+    .alias('h', 'help')
+    .version(version())
+    .wrap(Math.min(110, y.terminalWidth()))
+    .fail((msg, err) => {
+      // Usage errors (unknown flag, missing argument, bad choice) from yargs itself.
+      if (err) throw err;
+      throw new UserError(`${msg} (see ${scriptName} --help)`, 2);
+    });
+}
+
+async function run(y: Argv, scriptName: string): Promise<void> {
+  try {
+    await y.parseAsync();
+  } catch (err) {
+    process.exitCode = report(scriptName, err);
+  }
+}
+
+/** Run one command as its own binary, `gptmed-<name>`. */
+export async function runBinary(cmd: GptmedCommand): Promise<void> {
+  const scriptName = `gptmed-${cmd.name}`;
+  let y = configure(yargs(hideBin(process.argv)), scriptName).command({
+    command: ['$0', cmd.positionals].filter(Boolean).join(' '),
+    describe: cmd.describe,
+    builder: cmd.builder,
+    handler: cmd.handler,
+  });
+  for (const [line, what] of cmd.examples ?? []) y = y.example(line, what);
+  await run(y, scriptName);
+}
+
+/** Run the umbrella `gptmed <command>` over all commands. */
+export async function runUmbrella(cmds: GptmedCommand[]): Promise<void> {
+  let y = configure(yargs(hideBin(process.argv)), 'gptmed');
+  for (const cmd of cmds) {
+    y = y.command({
+      command: [cmd.name, cmd.positionals].filter(Boolean).join(' '),
+      describe: cmd.describe,
+      builder: (sub: Argv) => {
+        let b = cmd.builder(sub) as Argv;
+        for (const [line, what] of cmd.examples ?? []) b = b.example(line.replace(/^gptmed-/, 'gptmed '), what);
+        return b;
+      },
+      handler: cmd.handler,
+    });
+  }
+  y = y.demandCommand(1, 'name a command').example('gptmed convert faq.csv -o data/faq.qa.txt', 'run a stage');
+  await run(y, 'gptmed');
+}

@@ -1,0 +1,3 @@
+import { notYetCommand } from './not-yet.js';
+
+export const evaluateCommand = notYetCommand('evaluate', 'Measure a trained model on held-out Q&A pairs', 5);
