@@ -6,7 +6,7 @@ export function notYetCommand(name: string, describe: string, issue: number): Gp
   return defineCommand({
     name,
     describe: `${describe} (not implemented yet)`,
-    builder: (y) => y.strict(false),
+    builder: (y) => y,
     handler: () => {
       throw new UserError(`gptmed-${name} is not implemented yet (tracked in issue ${issue})`);
     },
