@@ -41,19 +41,29 @@ function report(scriptName: string, err: unknown): number {
 function configure(y: Argv, scriptName: string): Argv {
   return y
     .scriptName(scriptName)
+    // A flag given twice keeps its last value, as in most command-line tools.
+    .parserConfiguration({ 'duplicate-arguments-array': false })
     .strict()
     .help()
     .alias('h', 'help')
     .version(version())
     .wrap(Math.min(110, y.terminalWidth()))
     .fail((msg, err) => {
-      // Usage errors (unknown flag, missing argument, bad choice) from yargs itself.
-      if (err) throw err;
-      throw new UserError(`${msg} (see ${scriptName} --help)`, 2);
+      // Usage errors (unknown flag, missing argument, bad choice, a failed .check()) come from
+      // yargs itself, as a message or as its own YError; anything else is the handler's to report.
+      if (err && err.name !== 'YError') throw err;
+      throw new UserError(`${msg ?? err?.message} (see ${scriptName} --help)`, 2);
     });
 }
 
 async function run(y: Argv, scriptName: string): Promise<void> {
+  // Errors that escape the awaited chain (a callback, a worker) are still one line. Registered before
+  // any wasm module loads, so this runs ahead of Emscripten's own handler, which dumps its source.
+  const fatal = (err: unknown): void => {
+    process.exit(report(scriptName, err));
+  };
+  process.on('uncaughtException', fatal);
+  process.on('unhandledRejection', fatal);
   try {
     await y.parseAsync();
   } catch (err) {

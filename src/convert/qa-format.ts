@@ -7,10 +7,11 @@
  *   <blank line>
  *
  * A pair ends at a blank line that is followed by a `Q:` line or by the end
- * of the file, so answers keep their paragraphs. A question or answer line
- * that itself begins with `Q:` or `A:` (after any spaces) is written with one
- * extra leading space, and that space is removed when read back. Lines lose
- * trailing whitespace; CRLF and a UTF-8 BOM are accepted.
+ * of the file, so answers keep their paragraphs; a question has no blank
+ * lines. A question or answer line that itself begins with `Q:` or `A:`
+ * (after any spaces) is written with one extra leading space, and that space
+ * is removed when read back. Lines lose trailing whitespace; CRLF and a UTF-8
+ * BOM are accepted.
  */
 import * as fs from 'node:fs';
 import * as readline from 'node:readline';
@@ -46,9 +47,13 @@ export function normalizeField(text: string): string {
   return lines.join('\n');
 }
 
-/** A pair with both fields normalized; null when either is empty after that. */
+/**
+ * A pair with both fields normalized; null when either is empty after that.
+ * A blank line ends a question in this format, so blank lines inside a
+ * question are removed (answers keep theirs).
+ */
 export function normalizePair(question: string, answer: string): QaPair | null {
-  const q = normalizeField(question);
+  const q = normalizeField(question).replace(/\n{2,}/g, '\n');
   const a = normalizeField(answer);
   return q === '' || a === '' ? null : { question: q, answer: a };
 }

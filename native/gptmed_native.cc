@@ -1,0 +1,547 @@
+// gptmed's optional native kernels for training on the CPU without tfjs-node.
+//
+// Matrix products go to the system's BLAS (OpenBLAS on Debian: libopenblas0-pthread), found with
+// dlopen at run time so the addon builds without BLAS headers and loads without BLAS installed
+// (openBlas() then reports why). OpenBLAS runs single-threaded here and this file's own pool splits
+// the work: one pool for products and element-wise kernels keeps two busy-waiting thread pools from
+// fighting over two cores. The element-wise kernels are the few that dominate a GPT step once the
+// products are fast: softmax (attention, output layer), cross-entropy, LayerNorm, GELU and AdamW.
+// All arrays are Float32Array/Int32Array views, usually of the tfjs wasm heap, read and written in place.
+#include <node_api.h>
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <cmath>
+#include <condition_variable>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+// ---- BLAS, resolved at run time -------------------------------------------------------------
+constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112;
+using SgemmFn = void (*)(int, int, int, int, int, int, float, const float*, int, const float*, int, float,
+                         float*, int);
+using SetThreadsFn = void (*)(int);
+SgemmFn sgemm = nullptr;
+
+// ---- a small pool: the calling thread plus (cores - 1) sleeping workers --------------------
+class Pool {
+ public:
+  explicit Pool(int threads) : threads_(std::max(1, threads)) {
+    for (int id = 1; id < threads_; id++) workers_.emplace_back([this, id] { Loop(id); });
+  }
+  ~Pool() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    for (auto& w : workers_) w.join();
+  }
+  int threads() const { return threads_; }
+  // Runs task(id) on every thread (id 0 is the caller) and returns when all are done.
+  void Run(const std::function<void(int)>& task) {
+    if (threads_ == 1) return task(0);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      task_ = &task;
+      pending_ = threads_ - 1;
+      generation_++;
+    }
+    wake_.notify_all();
+    task(0);
+    std::unique_lock<std::mutex> lock(mutex_);
+    done_.wait(lock, [this] { return pending_ == 0; });
+  }
+
+ private:
+  void Loop(int id) {
+    uint64_t seen = 0;
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (;;) {
+      wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+      if (stop_) return;
+      seen = generation_;
+      const std::function<void(int)>* task = task_;
+      lock.unlock();
+      (*task)(id);
+      lock.lock();
+      if (--pending_ == 0) done_.notify_one();
+    }
+  }
+  int threads_;
+  std::vector<std::thread> workers_;
+  std::mutex mutex_;
+  std::condition_variable wake_, done_;
+  const std::function<void(int)>* task_ = nullptr;
+  uint64_t generation_ = 0;
+  int pending_ = 0;
+  bool stop_ = false;
+};
+
+Pool* pool = nullptr;
+
+// Splits [0, n) into contiguous parts, one per thread, each at least `grain` long.
+void ParallelFor(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& body) {
+  const int64_t parts = std::min<int64_t>(pool->threads(), std::max<int64_t>(1, n / std::max<int64_t>(1, grain)));
+  if (parts <= 1) return body(0, n);
+  pool->Run([&](int id) {
+    if (id >= parts) return;
+    body(n * id / parts, n * (id + 1) / parts);
+  });
+}
+
+// ---- N-API argument helpers -----------------------------------------------------------------
+struct ArgError {
+  std::string message;
+};
+
+template <typename T, napi_typedarray_type kType>
+T* TypedData(napi_env env, napi_value value, size_t min_length, const char* what, bool nullable = false) {
+  napi_valuetype vt;
+  napi_typeof(env, value, &vt);
+  if (nullable && (vt == napi_null || vt == napi_undefined)) return nullptr;
+  bool is_typed = false;
+  napi_is_typedarray(env, value, &is_typed);
+  if (!is_typed) throw ArgError{std::string(what) + ": expected a typed array"};
+  napi_typedarray_type type;
+  size_t length;
+  void* data;
+  napi_get_typedarray_info(env, value, &type, &length, &data, nullptr, nullptr);
+  if (type != kType) throw ArgError{std::string(what) + ": wrong typed array type"};
+  if (length < min_length) throw ArgError{std::string(what) + ": typed array too short"};
+  return static_cast<T*>(data);
+}
+float* F32(napi_env env, napi_value v, size_t n, const char* what) {
+  return TypedData<float, napi_float32_array>(env, v, n, what);
+}
+float* F32OrNull(napi_env env, napi_value v, size_t n, const char* what) {
+  return TypedData<float, napi_float32_array>(env, v, n, what, true);
+}
+int32_t* I32(napi_env env, napi_value v, size_t n, const char* what) {
+  return TypedData<int32_t, napi_int32_array>(env, v, n, what);
+}
+double Num(napi_env env, napi_value v, const char* what) {
+  double d;
+  if (napi_get_value_double(env, v, &d) != napi_ok) throw ArgError{std::string(what) + ": expected a number"};
+  return d;
+}
+int64_t Int(napi_env env, napi_value v, const char* what) {
+  double d = Num(env, v, what);
+  if (d < 0 || d != std::floor(d)) throw ArgError{std::string(what) + ": expected a non-negative integer"};
+  return static_cast<int64_t>(d);
+}
+bool Bool(napi_env env, napi_value v) {
+  bool b = false;
+  napi_get_value_bool(env, v, &b);
+  return b;
+}
+
+template <size_t N>
+struct Args {
+  napi_value v[N];
+  Args(napi_env env, napi_callback_info info) {
+    size_t argc = N;
+    napi_get_cb_info(env, info, &argc, v, nullptr, nullptr);
+    if (argc < N) throw ArgError{"expected " + std::to_string(N) + " arguments"};
+  }
+  napi_value operator[](size_t i) const { return v[i]; }
+};
+
+// Wraps a kernel so that argument errors become JS exceptions.
+template <napi_value (*Kernel)(napi_env, napi_callback_info)>
+napi_value Guarded(napi_env env, napi_callback_info info) {
+  try {
+    return Kernel(env, info);
+  } catch (const ArgError& e) {
+    napi_throw_type_error(env, nullptr, e.message.c_str());
+    return nullptr;
+  }
+}
+
+napi_value Undefined(napi_env env) {
+  napi_value u;
+  napi_get_undefined(env, &u);
+  return u;
+}
+
+// ---- openBlas(candidates: string[]): string — loads the first library that has cblas_sgemm ---
+napi_value OpenBlas(napi_env env, napi_callback_info info) {
+  Args<1> a(env, info);
+  uint32_t count = 0;
+  napi_get_array_length(env, a[0], &count);
+  std::string tried;
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value item;
+    napi_get_element(env, a[0], i, &item);
+    char name[1024];
+    size_t len = 0;
+    napi_get_value_string_utf8(env, item, name, sizeof name, &len);
+    void* lib = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+    if (lib == nullptr) {
+      tried += std::string(tried.empty() ? "" : ", ") + name;
+      continue;
+    }
+    auto fn = reinterpret_cast<SgemmFn>(dlsym(lib, "cblas_sgemm"));
+    if (fn == nullptr) {
+      tried += std::string(tried.empty() ? "" : ", ") + name + " (no cblas_sgemm)";
+      continue;
+    }
+    // One BLAS thread per call: the pool below supplies the parallelism.
+    if (auto set_threads = reinterpret_cast<SetThreadsFn>(dlsym(lib, "openblas_set_num_threads"))) set_threads(1);
+    sgemm = fn;
+    napi_value result;
+    napi_create_string_utf8(env, name, len, &result);
+    return result;
+  }
+  throw ArgError{"no BLAS library with cblas_sgemm could be loaded (tried " + tried + ")"};
+}
+
+napi_value Threads(napi_env env, napi_callback_info) {
+  napi_value result;
+  napi_create_int32(env, pool->threads(), &result);
+  return result;
+}
+
+// ---- gemm: C[b] = op(A[b]) · op(B[b]) (+ bias), b < batch --------------------------------
+// gemm(a, b, c, bias|null, batch, m, n, k, transA, transB, strideA, strideB) with c contiguous
+// [batch, m, n]; a stride of 0 broadcasts that operand over the batch.
+napi_value Gemm(napi_env env, napi_callback_info info) {
+  if (sgemm == nullptr) throw ArgError{"gemm: openBlas() has not succeeded"};
+  Args<12> a(env, info);
+  const int64_t batch = Int(env, a[4], "batch"), m = Int(env, a[5], "m"), n = Int(env, a[6], "n"),
+                k = Int(env, a[7], "k");
+  const bool ta = Bool(env, a[8]), tb = Bool(env, a[9]);
+  const int64_t sa = Int(env, a[10], "strideA"), sb = Int(env, a[11], "strideB");
+  const float* A = F32(env, a[0], sa * (batch - 1) + m * k, "a");
+  const float* B = F32(env, a[1], sb * (batch - 1) + k * n, "b");
+  float* C = F32(env, a[2], batch * m * n, "c");
+  const float* bias = F32OrNull(env, a[3], n, "bias");
+  const int lda = ta ? m : k, ldb = tb ? k : n;
+  // Parallel over (batch, row block) pieces; a row block of C needs rows of op(A) only.
+  const int64_t threads = pool->threads();
+  const int64_t row_parts = batch >= threads ? 1 : std::min<int64_t>(threads, std::max<int64_t>(1, m / 16));
+  const int64_t pieces = batch * row_parts;
+  const double flops_per_piece = 2.0 * m * n * k / row_parts;
+  const int64_t grain = flops_per_piece > 2e5 ? 1 : std::max<int64_t>(1, static_cast<int64_t>(2e5 / flops_per_piece));
+  ParallelFor(pieces, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t p = begin; p < end; p++) {
+      const int64_t b = p / row_parts, part = p % row_parts;
+      const int64_t r0 = m * part / row_parts, r1 = m * (part + 1) / row_parts;
+      if (r1 <= r0) continue;
+      const float* Ab = A + sa * b + (ta ? r0 : r0 * k);
+      float* Cb = C + b * m * n + r0 * n;
+      float beta = 0.f;
+      if (bias != nullptr) {
+        for (int64_t r = r0; r < r1; r++) std::memcpy(Cb + (r - r0) * n, bias, n * sizeof(float));
+        beta = 1.f;
+      }
+      sgemm(kRowMajor, ta ? kTrans : kNoTrans, tb ? kTrans : kNoTrans, static_cast<int>(r1 - r0),
+            static_cast<int>(n), static_cast<int>(k), 1.f, Ab, lda, B + sb * b, ldb, beta, Cb, static_cast<int>(n));
+    }
+  });
+  return Undefined(env);
+}
+
+// ---- element-wise kernels ------------------------------------------------------------------
+// Each hot loop is compiled for AVX-512, AVX2 and baseline x86-64 and picked at load time, so the
+// addon stays portable. exp is a branch-free polynomial (as XNNPACK's) so that it vectorises.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define GPTMED_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define GPTMED_CLONES
+#endif
+
+inline float ExpApprox(float x) {
+  // exp(x) = 2^n · e^r with n = round(x / ln 2), |r| <= ln2/2; degree-6 polynomial for e^r (~1 ulp).
+  // Rounding by adding 1.5·2^23 keeps the loop free of calls, so it vectorises.
+  float c = x < -87.33654f ? -87.33654f : x;
+  c = c > 88.37626f ? 88.37626f : c;
+  const float n = (c * 1.44269504f + 12582912.f) - 12582912.f;
+  const float r = c - n * 0.693145752f - n * 1.42860677e-6f;
+  float p = 1.3888889e-3f;
+  p = p * r + 8.3333333e-3f;
+  p = p * r + 4.1666667e-2f;
+  p = p * r + 1.6666667e-1f;
+  p = p * r + 0.5f;
+  p = p * r + 1.f;
+  p = p * r + 1.f;
+  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  const float result = p * scale;
+  return x < -87.33654f ? 0.f : (x != x ? x : result);
+}
+
+// ---- softmax over the last axis: softmax(x, y, rows, cols) -------------------------------
+void SoftmaxRow(const float* x, float* y, int64_t cols) {
+  float max = -INFINITY;
+  for (int64_t j = 0; j < cols; j++) max = std::max(max, x[j]);
+  if (max == -INFINITY) max = 0.f;  // a fully masked row yields NaN as in the reference
+  float sum = 0.f;
+  for (int64_t j = 0; j < cols; j++) {
+    const float e = ExpApprox(x[j] - max);
+    y[j] = e;
+    sum += e;
+  }
+  const float inv = 1.f / sum;
+  for (int64_t j = 0; j < cols; j++) y[j] *= inv;
+}
+
+napi_value Softmax(napi_env env, napi_callback_info info) {
+  Args<4> a(env, info);
+  const int64_t rows = Int(env, a[2], "rows"), cols = Int(env, a[3], "cols");
+  const float* x = F32(env, a[0], rows * cols, "x");
+  float* y = F32(env, a[1], rows * cols, "y");
+  ParallelFor(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, cols)), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) SoftmaxRow(x + r * cols, y + r * cols, cols);
+  });
+  return Undefined(env);
+}
+
+// softmaxGrad(dy, y, dx, rows, cols): dx = y * (dy - sum(dy * y)) per row.
+napi_value SoftmaxGrad(napi_env env, napi_callback_info info) {
+  Args<5> a(env, info);
+  const int64_t rows = Int(env, a[3], "rows"), cols = Int(env, a[4], "cols");
+  const float* dy = F32(env, a[0], rows * cols, "dy");
+  const float* y = F32(env, a[1], rows * cols, "y");
+  float* dx = F32(env, a[2], rows * cols, "dx");
+  ParallelFor(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, cols)), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) {
+      const float* dyr = dy + r * cols;
+      const float* yr = y + r * cols;
+      float* dxr = dx + r * cols;
+      float dot = 0.f;
+      for (int64_t j = 0; j < cols; j++) dot += dyr[j] * yr[j];
+      for (int64_t j = 0; j < cols; j++) dxr[j] = yr[j] * (dyr[j] - dot);
+    }
+  });
+  return Undefined(env);
+}
+
+
+enum UnaryOp { kExp = 0, kLog, kNeg, kSqrt, kRsqrt, kSquare, kErf, kTanh };
+
+GPTMED_CLONES void UnaryRange(int op, const float* x, float* y, int64_t n) {
+  switch (op) {
+    case kExp: for (int64_t i = 0; i < n; i++) y[i] = ExpApprox(x[i]); break;
+    case kLog: for (int64_t i = 0; i < n; i++) y[i] = std::log(x[i]); break;
+    case kNeg: for (int64_t i = 0; i < n; i++) y[i] = -x[i]; break;
+    case kSqrt: for (int64_t i = 0; i < n; i++) y[i] = std::sqrt(x[i]); break;
+    case kRsqrt: for (int64_t i = 0; i < n; i++) y[i] = 1.f / std::sqrt(x[i]); break;
+    case kSquare: for (int64_t i = 0; i < n; i++) y[i] = x[i] * x[i]; break;
+    case kErf: for (int64_t i = 0; i < n; i++) y[i] = std::erf(x[i]); break;
+    case kTanh: for (int64_t i = 0; i < n; i++) y[i] = std::tanh(x[i]); break;
+  }
+}
+
+// unary(op, x, y, n)
+napi_value Unary(napi_env env, napi_callback_info info) {
+  Args<4> a(env, info);
+  const int64_t op = Int(env, a[0], "op"), n = Int(env, a[3], "n");
+  if (op > kTanh) throw ArgError{"unary: unknown op"};
+  const float* x = F32(env, a[1], n, "x");
+  float* y = F32(env, a[2], n, "y");
+  ParallelFor(n, 32768, [&](int64_t b, int64_t e) { UnaryRange(static_cast<int>(op), x + b, y + b, e - b); });
+  return Undefined(env);
+}
+
+enum BinaryOp { kAdd = 0, kSub, kMul, kDiv };
+
+// out[i] = a[i·sa] op b[i·sb] for i < n, sa and sb in {0, 1} (a scalar or a run).
+GPTMED_CLONES void BinaryRun(int op, const float* a, int64_t sa, const float* b, int64_t sb, float* out, int64_t n) {
+#define GPTMED_RUN(EXPR)                                                                    \
+  if (sa == 1 && sb == 1) for (int64_t i = 0; i < n; i++) { const float x = a[i], y = b[i]; out[i] = (EXPR); } \
+  else if (sa == 1) { const float y = b[0]; for (int64_t i = 0; i < n; i++) { const float x = a[i]; out[i] = (EXPR); } } \
+  else if (sb == 1) { const float x = a[0]; for (int64_t i = 0; i < n; i++) { const float y = b[i]; out[i] = (EXPR); } } \
+  else { const float x = a[0], y = b[0]; for (int64_t i = 0; i < n; i++) out[i] = (EXPR); }
+  switch (op) {
+    case kAdd: GPTMED_RUN(x + y) break;
+    case kSub: GPTMED_RUN(x - y) break;
+    case kMul: GPTMED_RUN(x * y) break;
+    case kDiv: GPTMED_RUN(x / y) break;
+  }
+#undef GPTMED_RUN
+}
+
+// binary(op, a, b, out, shape, stridesA, stridesB): shape is the output's, already collapsed to at most
+// 4 dimensions (Int32Array); strides are in elements, 0 where that operand is broadcast.
+napi_value Binary(napi_env env, napi_callback_info info) {
+  Args<7> a(env, info);
+  const int64_t op = Int(env, a[0], "op");
+  if (op > kDiv) throw ArgError{"binary: unknown op"};
+  const int32_t* shape = I32(env, a[4], 4, "shape");
+  const int32_t* sa = I32(env, a[5], 4, "stridesA");
+  const int32_t* sb = I32(env, a[6], 4, "stridesB");
+  const int64_t inner = shape[3], outer = static_cast<int64_t>(shape[0]) * shape[1] * shape[2];
+  int64_t extentA = 1, extentB = 1;
+  for (int d = 0; d < 4; d++) {
+    extentA += static_cast<int64_t>(shape[d] - 1) * sa[d];
+    extentB += static_cast<int64_t>(shape[d] - 1) * sb[d];
+  }
+  if (sa[3] > 1 || sb[3] > 1) throw ArgError{"binary: innermost strides must be 0 or 1"};
+  const float* A = F32(env, a[1], extentA, "a");
+  const float* B = F32(env, a[2], extentB, "b");
+  float* out = F32(env, a[3], outer * inner, "out");
+  const int o = static_cast<int>(op);
+  if (outer == 1) {
+    ParallelFor(inner, 32768, [&](int64_t b, int64_t e) {
+      BinaryRun(o, A + b * sa[3], sa[3], B + b * sb[3], sb[3], out + b, e - b);
+    });
+    return Undefined(env);
+  }
+  ParallelFor(outer, std::max<int64_t>(1, 32768 / std::max<int64_t>(1, inner)), [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; r++) {
+      const int64_t i0 = r / (static_cast<int64_t>(shape[1]) * shape[2]), rest = r % (static_cast<int64_t>(shape[1]) * shape[2]);
+      const int64_t i1 = rest / shape[2], i2 = rest % shape[2];
+      const int64_t offA = i0 * sa[0] + i1 * sa[1] + i2 * sa[2], offB = i0 * sb[0] + i1 * sb[1] + i2 * sb[2];
+      BinaryRun(o, A + offA, sa[3], B + offB, sb[3], out + r * inner, inner);
+    }
+  });
+  return Undefined(env);
+}
+
+enum ReduceOp { kSum = 0, kMax, kMean };
+
+// reduceInner(op, x, out, rows, cols): out[r] = op over x[r, :]
+napi_value ReduceInner(napi_env env, napi_callback_info info) {
+  Args<5> a(env, info);
+  const int64_t op = Int(env, a[0], "op"), rows = Int(env, a[3], "rows"), cols = Int(env, a[4], "cols");
+  const float* x = F32(env, a[1], rows * cols, "x");
+  float* out = F32(env, a[2], rows, "out");
+  ParallelFor(rows, std::max<int64_t>(1, 32768 / std::max<int64_t>(1, cols)), [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; r++) {
+      const float* row = x + r * cols;
+      if (op == kMax) {
+        float m = -INFINITY;
+        for (int64_t j = 0; j < cols; j++) m = std::max(m, row[j]);
+        out[r] = m;
+      } else {
+        // Eight partial sums: vectorises, and rounds no worse than one running sum.
+        float part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        int64_t j = 0;
+        for (; j + 8 <= cols; j += 8)
+          for (int t = 0; t < 8; t++) part[t] += row[j + t];
+        float s = 0.f;
+        for (; j < cols; j++) s += row[j];
+        for (int t = 0; t < 8; t++) s += part[t];
+        out[r] = op == kMean ? s / static_cast<float>(cols) : s;
+      }
+    }
+  });
+  return Undefined(env);
+}
+
+// reduceOuter(op, x, out, rows, cols): out[c] = op over x[:, c] (the gradient of a broadcast bias).
+napi_value ReduceOuter(napi_env env, napi_callback_info info) {
+  Args<5> a(env, info);
+  const int64_t op = Int(env, a[0], "op"), rows = Int(env, a[3], "rows"), cols = Int(env, a[4], "cols");
+  const float* x = F32(env, a[1], rows * cols, "x");
+  float* out = F32(env, a[2], cols, "out");
+  ParallelFor(cols, std::max<int64_t>(16, 32768 / std::max<int64_t>(1, rows)), [&](int64_t b, int64_t e) {
+    float* o = out + b;
+    const int64_t w = e - b;
+    const float* first = x + b;
+    for (int64_t c = 0; c < w; c++) o[c] = first[c];
+    for (int64_t r = 1; r < rows; r++) {
+      const float* row = x + r * cols + b;
+      if (op == kMax) {
+        for (int64_t c = 0; c < w; c++) o[c] = std::max(o[c], row[c]);
+      } else {
+        for (int64_t c = 0; c < w; c++) o[c] += row[c];
+      }
+    }
+    if (op == kMean)
+      for (int64_t c = 0; c < w; c++) o[c] /= static_cast<float>(rows);
+  });
+  return Undefined(env);
+}
+
+
+// ---- data movement -------------------------------------------------------------------------
+// permute(x, y, shape, perm): y = x with its axes reordered (y's axis i is x's axis perm[i]);
+// shape is x's, padded to 4 dimensions; the last axis stays last, so rows of shape[3] move whole.
+// Also serves Identity (perm 0,1,2,3), SplitV and Concat along the last axis through copyColumns.
+napi_value Permute(napi_env env, napi_callback_info info) {
+  Args<4> a(env, info);
+  const int32_t* shape = I32(env, a[2], 4, "shape");
+  const int32_t* perm = I32(env, a[3], 4, "perm");
+  if (perm[3] != 3) throw ArgError{"permute: the last axis must stay last"};
+  const int64_t total = static_cast<int64_t>(shape[0]) * shape[1] * shape[2] * shape[3];
+  const float* x = F32(env, a[0], total, "x");
+  float* y = F32(env, a[1], total, "y");
+  int64_t xstride[4];
+  xstride[3] = 1;
+  for (int d = 2; d >= 0; d--) xstride[d] = xstride[d + 1] * shape[d + 1];
+  const int64_t o0 = shape[perm[0]], o1 = shape[perm[1]], o2 = shape[perm[2]], w = shape[3];
+  const int64_t s0 = xstride[perm[0]], s1 = xstride[perm[1]], s2 = xstride[perm[2]];
+  const int64_t rows = o0 * o1 * o2;
+  if (rows == 1) {
+    ParallelFor(w, 1 << 16, [&](int64_t b, int64_t e) { std::memcpy(y + b, x + b, (e - b) * sizeof(float)); });
+    return Undefined(env);
+  }
+  ParallelFor(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, w)), [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; r++) {
+      const int64_t i0 = r / (o1 * o2), i1 = (r / o2) % o1, i2 = r % o2;
+      std::memcpy(y + r * w, x + i0 * s0 + i1 * s1 + i2 * s2, w * sizeof(float));
+    }
+  });
+  return Undefined(env);
+}
+
+// copyColumns(src, srcCols, srcFrom, dst, dstCols, dstFrom, rows, width): for each row r,
+// dst[r, dstFrom..+width) = src[r, srcFrom..+width). SplitV and Concat along the last axis.
+napi_value CopyColumns(napi_env env, napi_callback_info info) {
+  Args<8> a(env, info);
+  const int64_t srcCols = Int(env, a[1], "srcCols"), srcFrom = Int(env, a[2], "srcFrom");
+  const int64_t dstCols = Int(env, a[4], "dstCols"), dstFrom = Int(env, a[5], "dstFrom");
+  const int64_t rows = Int(env, a[6], "rows"), width = Int(env, a[7], "width");
+  if (srcFrom + width > srcCols || dstFrom + width > dstCols) throw ArgError{"copyColumns: columns out of range"};
+  const float* src = F32(env, a[0], rows * srcCols, "src");
+  float* dst = F32(env, a[3], rows * dstCols, "dst");
+  ParallelFor(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, width)), [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; r++) std::memcpy(dst + r * dstCols + dstFrom, src + r * srcCols + srcFrom, width * sizeof(float));
+  });
+  return Undefined(env);
+}
+
+}  // namespace
+
+namespace {
+
+void Cleanup(void*) {
+  delete pool;
+  pool = nullptr;
+}
+
+napi_value Init(napi_env env, napi_value exports) {
+  if (pool == nullptr) {
+    pool = new Pool(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+    napi_add_env_cleanup_hook(env, Cleanup, nullptr);
+  }
+  const napi_property_descriptor props[] = {
+      {"openBlas", nullptr, Guarded<OpenBlas>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"threads", nullptr, Guarded<Threads>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"gemm", nullptr, Guarded<Gemm>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"softmax", nullptr, Guarded<Softmax>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"softmaxGrad", nullptr, Guarded<SoftmaxGrad>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"permute", nullptr, Guarded<Permute>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"copyColumns", nullptr, Guarded<CopyColumns>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"unary", nullptr, Guarded<Unary>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"binary", nullptr, Guarded<Binary>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"reduceInner", nullptr, Guarded<ReduceInner>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"reduceOuter", nullptr, Guarded<ReduceOuter>, nullptr, nullptr, nullptr, napi_default, nullptr},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return exports;
+}
+
+}  // namespace
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)

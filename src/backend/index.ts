@@ -1,0 +1,98 @@
+/**
+ * Choosing and starting the tfjs backend. The native packages
+ * (@tensorflow/tfjs-node-gpu, @tensorflow/tfjs-node) are optional peer
+ * dependencies: their install downloads libtensorflow, so they are loaded only
+ * when the user installed them. Without them, training runs on the wasm
+ * backend, which ships with the package.
+ */
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import { UserError } from '../common/errors.js';
+import { registerFastKernels } from './fast-kernels.js';
+import { registerMissingWasmKernels } from './missing-kernels.js';
+
+export const devices = ['auto', 'gpu', 'cpu', 'wasm'] as const;
+export type Device = (typeof devices)[number];
+
+export interface BackendInfo {
+  /** tfjs backend name: 'tensorflow' (tfjs-node[-gpu]), 'wasm' or 'cpu'. */
+  backend: string;
+  /** What runs the work, for people: e.g. 'tfjs-node-gpu (GPU)', 'wasm'. */
+  label: string;
+  /** One line: which backend, and why it was chosen. */
+  line: string;
+}
+
+const gpuPackage = '@tensorflow/tfjs-node-gpu';
+const cpuPackage = '@tensorflow/tfjs-node';
+
+type NativeLoad = { ok: true } | { ok: false; why: string };
+
+/** Import a native package if installed; it registers the 'tensorflow' backend on import. */
+async function loadNative(pkg: string): Promise<NativeLoad> {
+  try {
+    // A variable specifier: the package is optional and has no types here.
+    const specifier: string = pkg;
+    await import(specifier);
+    return { ok: true };
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if ((e.code === 'ERR_MODULE_NOT_FOUND' || e.code === 'MODULE_NOT_FOUND') && e.message.includes(pkg)) {
+      return { ok: false, why: `${pkg} is not installed` };
+    }
+    return { ok: false, why: `${pkg} is installed but failed to load (${e.message.split('\n')[0]})` };
+  }
+}
+
+/** tfjs-node's backend says whether libtensorflow found a GPU. */
+function nativeUsesGpu(): boolean {
+  const backend = tf.engine().findBackend('tensorflow') as unknown as { isUsingGpuDevice?: boolean } | null;
+  return Boolean(backend?.isUsingGpuDevice);
+}
+
+async function activate(backend: string, label: string, why: string): Promise<BackendInfo> {
+  // Production mode silences tfjs's console banners (the cpu backend's "install tfjs-node" notice): this line replaces them.
+  tf.enableProdMode();
+  if (!(await tf.setBackend(backend))) throw new UserError(`the ${label} backend failed to start; try --device wasm`);
+  await tf.ready();
+  if (backend === 'wasm') registerMissingWasmKernels();
+  // Faster kernels for the chosen backend (issue 6) are registered here, and only here.
+  const fast = await registerFastKernels(backend);
+  const speed = fast.enabled ? ' with native BLAS kernels' : fast.notice ? `; ${fast.notice}` : '';
+  return { backend, label, line: `backend: ${label} (${why})${speed}` };
+}
+
+const installHint = `see MANUAL.md "backends" to install it`;
+
+/**
+ * Start the backend for `device`:
+ *   auto: tfjs-node-gpu if installed and it sees a GPU > tfjs-node if installed > wasm
+ *   gpu:  tfjs-node-gpu with a visible GPU, else an error
+ *   cpu:  tfjs-node if installed, else tfjs's pure-JavaScript cpu backend (slow)
+ *   wasm: the WebAssembly backend (offline, bundled)
+ */
+export async function initBackend(device: Device = 'auto'): Promise<BackendInfo> {
+  switch (device) {
+    case 'gpu': {
+      const gpu = await loadNative(gpuPackage);
+      if (!gpu.ok) throw new UserError(`--device gpu: ${gpu.why}; ${installHint}, or use --device auto`);
+      if (!nativeUsesGpu()) throw new UserError(`--device gpu: ${gpuPackage} sees no GPU (it needs CUDA 11.2 and cuDNN 8.1); use --device auto`);
+      return activate('tensorflow', 'tfjs-node-gpu (GPU)', 'requested with --device gpu');
+    }
+    case 'cpu': {
+      const cpu = await loadNative(cpuPackage);
+      if (cpu.ok) return activate('tensorflow', 'tfjs-node (CPU)', 'requested with --device cpu');
+      return activate('cpu', 'cpu (pure JavaScript, slow)', `${cpu.why}; --device wasm is much faster`);
+    }
+    case 'wasm':
+      return activate('wasm', 'wasm', 'requested with --device wasm');
+    case 'auto': {
+      const gpu = await loadNative(gpuPackage);
+      if (gpu.ok && nativeUsesGpu()) return activate('tensorflow', 'tfjs-node-gpu (GPU)', `auto: ${gpuPackage} sees a GPU`);
+      if (gpu.ok) return activate('tensorflow', 'tfjs-node-gpu (CPU)', `auto: ${gpuPackage} sees no GPU, running on its CPU kernels`);
+      const cpu = await loadNative(cpuPackage);
+      if (cpu.ok) return activate('tensorflow', 'tfjs-node (CPU)', `auto: ${gpu.why}; ${cpuPackage} found`);
+      return activate('wasm', 'wasm', `auto: ${gpu.why}; ${cpu.why}; ${installHint} for a faster native backend`);
+    }
+  }
+}

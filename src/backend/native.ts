@@ -1,0 +1,89 @@
+/**
+ * The optional native addon (native/gptmed_native.cc, built by node-gyp at install by
+ * scripts/build-native.mjs) and the system BLAS it calls. Either may be missing on a given machine:
+ * loadNativeKernels then says why, in words a user can act on, and training uses the plain backend.
+ */
+import { createRequire } from 'node:module';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The addon's functions. Arrays are read and written in place; sizes are element counts. */
+export interface NativeKernels {
+  /** Loads the first of these shared libraries that exports cblas_sgemm; returns its name or throws. */
+  openBlas(candidates: string[]): string;
+  /** How many threads the addon's kernels use. */
+  threads(): number;
+  /**
+   * c[i] = op(a[i]) · op(b[i]) (+ bias) for i < batch, op = transpose where asked; c is [batch, m, n];
+   * a stride of 0 uses the same matrix for every i.
+   */
+  gemm(
+    a: Float32Array, b: Float32Array, c: Float32Array, bias: Float32Array | null,
+    batch: number, m: number, n: number, k: number, transposeA: boolean, transposeB: boolean,
+    strideA: number, strideB: number,
+  ): void;
+  /** Softmax over rows of length cols. */
+  softmax(x: Float32Array, y: Float32Array, rows: number, cols: number): void;
+  /** dx = y · (dy − Σ dy·y) per row: the softmax gradient from its output y. */
+  softmaxGrad(dy: Float32Array, y: Float32Array, dx: Float32Array, rows: number, cols: number): void;
+  /**
+   * y = x with axes reordered (y's axis i is x's axis perm[i]); shape is x's, padded to 4
+   * dimensions; perm[3] must be 3 (rows of the last axis move whole).
+   */
+  permute(x: Float32Array, y: Float32Array, shape: Int32Array, perm: Int32Array): void;
+  /** dst[r, dstFrom + j] = src[r, srcFrom + j] for r < rows, j < width. */
+  copyColumns(src: Float32Array, srcCols: number, srcFrom: number, dst: Float32Array, dstCols: number, dstFrom: number, rows: number, width: number): void;
+  /** y = f(x) element-wise; op indexes unaryOps. */
+  unary(op: number, x: Float32Array, y: Float32Array, n: number): void;
+  /**
+   * out = a (op) b with broadcasting; op indexes binaryOps. shape is out's, collapsed to 4 dimensions;
+   * strides are in elements, 0 along broadcast dimensions, and 0 or 1 along the last.
+   */
+  binary(op: number, a: Float32Array, b: Float32Array, out: Float32Array, shape: Int32Array, stridesA: Int32Array, stridesB: Int32Array): void;
+  /** out[r] = op(x[r, 0..cols)); op indexes reduceOps. */
+  reduceInner(op: number, x: Float32Array, out: Float32Array, rows: number, cols: number): void;
+  /** out[c] = op(x[0..rows), c]); op indexes reduceOps. */
+  reduceOuter(op: number, x: Float32Array, out: Float32Array, rows: number, cols: number): void;
+}
+
+/** The tfjs kernels behind the addon's op codes, in the order of native/gptmed_native.cc's enums. */
+export const unaryOps = ['Exp', 'Log', 'Neg', 'Sqrt', 'Rsqrt', 'Square', 'Erf', 'Tanh'] as const;
+export const binaryOps = ['Add', 'Sub', 'Multiply', 'RealDiv'] as const;
+export const reduceOps = ['Sum', 'Max', 'Mean'] as const;
+
+/** Where node-gyp leaves the addon; the same from src/backend (tsx) and dist/backend (built). */
+export const addonPath = path.resolve(
+  path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'native', 'build', 'Release', 'gptmed_native.node',
+);
+
+/** Shared libraries tried in order: Debian/Ubuntu OpenBLAS (libopenblas0-pthread), then macOS Accelerate. */
+const blasCandidates = [
+  'libopenblas.so.0',
+  'libopenblas.so',
+  '/System/Library/Frameworks/Accelerate.framework/Accelerate',
+];
+
+export type NativeLoad = { kernels: NativeKernels; blas: string } | { kernels: null; reason: string };
+
+let loaded: NativeLoad | undefined;
+
+/** Loads the addon and a BLAS once per process. */
+export function loadNativeKernels(): NativeLoad {
+  if (loaded) return loaded;
+  let kernels: NativeKernels;
+  try {
+    kernels = createRequire(import.meta.url)(addonPath) as NativeKernels;
+  } catch {
+    loaded = {
+      kernels: null,
+      reason: 'the native addon is not built (install g++ and make, then run `npm rebuild` or `npm install`)',
+    };
+    return loaded;
+  }
+  try {
+    loaded = { kernels, blas: kernels.openBlas(blasCandidates) };
+  } catch {
+    loaded = { kernels: null, reason: 'OpenBLAS is not installed (Debian/Ubuntu: apt-get install libopenblas0-pthread)' };
+  }
+  return loaded;
+}

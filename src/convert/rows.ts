@@ -1,0 +1,34 @@
+/** What every input reader hands to the converter: rows, each giving candidate pairs. */
+import type { QaPair } from './qa-format.js';
+
+export interface Row {
+  /** Candidate pairs, not yet normalized or filtered (a chat row may give several). */
+  pairs: QaPair[];
+  /** Why parts of the row gave no pair ('missing column', 'system turn', ...), one entry each. */
+  skipped: string[];
+}
+
+export interface RowSource {
+  /** What `done()` and `total` count, for the progress line. */
+  unit: 'bytes' | 'rows';
+  total?: number;
+  done(): number;
+  /** Rows in input order, in batches (one per chunk read) to keep per-row overhead low. */
+  batches(): AsyncIterable<Row[]>;
+}
+
+/** A cell or field value as text; null when it is not text (an object, an array, a blob). */
+export function textValue(v: unknown): string | null {
+  if (v === null || v === undefined) return '';
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean') return String(v);
+  return null;
+}
+
+/** A row with one pair from two values, or the reason it has none. */
+export function pairRow(question: unknown, answer: unknown): Row {
+  const q = textValue(question);
+  const a = textValue(answer);
+  if (q === null || a === null) return { pairs: [], skipped: ['value is not text'] };
+  return { pairs: [{ question: q, answer: a }], skipped: [] };
+}

@@ -1,0 +1,12 @@
+/** The dataset stage: framing pairs, and the shard format gptmed-tokenize writes and the trainer reads. */
+export { encodePair, encodePrompt, pairText, promptText, type EncodedPair } from './framing.js';
+export {
+  checkSameTokenizer,
+  loadTokenRows,
+  readShardsMeta,
+  type LengthStats,
+  type ShardsMeta,
+  type SplitInfo,
+  type SplitName,
+  type TokenRows,
+} from './shards.js';

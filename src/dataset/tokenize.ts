@@ -1,0 +1,365 @@
+/**
+ * gptmed-tokenize: Q&A text + tokenizer -> packed .npy shards (shards.ts).
+ *
+ * Pass 1 counts the pairs; the split is drawn per pair from the seed before
+ * any packing, so no pair lands in two splits. Pass 2 streams the pairs
+ * again, encodes them on worker threads (sentencepiece-js, one record at a
+ * time), and packs each split's pairs into rows of --max-length without
+ * cutting a pair that fits; longer pairs are cut into windows --stride apart.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import seedrandom from 'seedrandom';
+import { refuseExisting, tempPathFor, writeDirAtomic, writeFileAtomic } from '../common/atomic.js';
+import { UserError } from '../common/errors.js';
+import { sha256File } from '../common/hash.js';
+import { checkTextFile } from '../common/input.js';
+import { Progress } from '../common/progress.js';
+import type { QaPair } from '../convert/qa-format.js';
+import { loadTokenizer, type Tokenizer } from '../tokenizer/tokenizer.js';
+import type { EncodeReply, EncodeRequest } from './encode-worker.js';
+import { streamQaPairs } from './qa-stream.js';
+import { META_FILE, NpyRowWriter, type LengthStats, type RowArray, type ShardsMeta, type SplitInfo, type SplitName } from './shards.js';
+
+export interface TokenizeOptions {
+  input: string;
+  tokenizer: string;
+  outputDir: string;
+  maxLength?: number;
+  trainSplit?: number;
+  testSplit?: number;
+  /** Step between windows of a pair longer than a row; default maxLength (no overlap). */
+  stride?: number;
+  seed?: number;
+  /** Rows per .npy file; default: one file per split. */
+  shardSize?: number;
+  maskPrompt?: boolean;
+  force?: boolean;
+  quiet?: boolean;
+  /** Encoding threads; default: the CPU count, at most 2... 8. */
+  workers?: number;
+  warn?: (message: string) => void;
+}
+
+const BATCH_PAIRS = 64;
+
+function checkOptions(o: Required<Pick<TokenizeOptions, 'maxLength' | 'trainSplit' | 'testSplit' | 'stride' | 'seed'>> & { shardSize?: number }): void {
+  if (!Number.isInteger(o.maxLength) || o.maxLength < 2) throw new UserError(`--max-length must be an integer of at least 2 (got ${o.maxLength})`);
+  if (!Number.isInteger(o.stride) || o.stride < 1 || o.stride > o.maxLength) throw new UserError(`--stride must be an integer from 1 to --max-length (${o.maxLength}) (got ${o.stride})`);
+  if (!(o.trainSplit > 0 && o.trainSplit < 1)) throw new UserError(`--train-split must be between 0 and 1 (got ${o.trainSplit})`);
+  if (!(o.testSplit >= 0 && o.testSplit < 1)) throw new UserError(`--test-split must be from 0 to below 1 (got ${o.testSplit})`);
+  if (!Number.isInteger(o.seed)) throw new UserError(`--seed must be an integer (got ${o.seed})`);
+  if (o.shardSize !== undefined && (!Number.isInteger(o.shardSize) || o.shardSize < 1)) throw new UserError(`--shard-size must be a positive number of rows (got ${o.shardSize})`);
+}
+
+/**
+ * Which split each pair goes to (0 train, 1 val, 2 test), from a seeded
+ * shuffle of the pair indexes: the test share is held out first, and
+ * --train-split divides the rest between train and val.
+ */
+export function assignSplits(pairs: number, trainSplit: number, testSplit: number, seed: number): Uint8Array {
+  const nTest = Math.round(pairs * testSplit);
+  const nTrain = Math.round((pairs - nTest) * trainSplit);
+  const nVal = pairs - nTrain - nTest;
+  const order = new Uint32Array(pairs);
+  for (let i = 0; i < pairs; i++) order[i] = i;
+  const rng = seedrandom(String(seed));
+  for (let i = pairs - 1; i > 0; i--) {
+    const j = Math.floor(rng() * (i + 1));
+    const t = order[i];
+    order[i] = order[j];
+    order[j] = t;
+  }
+  const split = new Uint8Array(pairs);
+  for (let k = 0; k < pairs; k++) split[order[k]] = k < nTrain ? 0 : k < nTrain + nVal ? 1 : 2;
+  return split;
+}
+
+/** Packs one split's pairs into rows and writes them to its .npy file(s). */
+class SplitPacker {
+  readonly info: SplitInfo = { files: [], rows: 0, pairs: 0, tokens: 0, splitPairs: 0 };
+  private readonly row: Uint16Array | Int32Array;
+  private readonly mask: Uint8Array | null;
+  private fill = 0;
+  private writer: NpyRowWriter | null = null;
+  private maskWriter: NpyRowWriter | null = null;
+  private readonly finished: Array<[NpyRowWriter, string]> = [];
+
+  constructor(
+    private readonly name: SplitName,
+    private readonly scratch: string,
+    private readonly o: { seqLen: number; stride: number; pad: number; int32: boolean; shardSize?: number; mask: boolean },
+  ) {
+    this.row = o.int32 ? new Int32Array(o.seqLen) : new Uint16Array(o.seqLen);
+    this.row.fill(o.pad);
+    this.mask = o.mask ? new Uint8Array(o.seqLen) : null;
+    if (o.mask) this.info.maskFiles = [];
+  }
+
+  private fileName(kind: '' | '.mask'): string {
+    const index = this.o.shardSize === undefined ? '' : `-${String(this.info.files.length - (kind === '' ? 0 : 1)).padStart(5, '0')}`;
+    return `${this.name}${index}${kind}.npy`;
+  }
+
+  private emit(): void {
+    if (!this.writer || (this.o.shardSize !== undefined && this.writer.rows >= this.o.shardSize)) {
+      this.closeShard();
+      const file = this.fileName('');
+      this.info.files.push(file);
+      this.writer = new NpyRowWriter(path.join(this.scratch, file), () => (this.o.int32 ? new Int32Array(0) : new Uint16Array(0)), this.o.seqLen);
+      if (this.mask) {
+        const maskFile = this.fileName('.mask');
+        this.info.maskFiles!.push(maskFile);
+        this.maskWriter = new NpyRowWriter(path.join(this.scratch, maskFile), () => new Uint8Array(0), this.o.seqLen);
+      }
+    }
+    this.writer.writeRow(this.row);
+    this.maskWriter?.writeRow(this.mask!);
+    this.info.rows++;
+    this.info.tokens += this.fill;
+    this.row.fill(this.o.pad);
+    this.mask?.fill(0);
+    this.fill = 0;
+  }
+
+  private closeShard(): void {
+    if (this.writer) this.finished.push([this.writer, this.info.files[this.info.files.length - 1]]);
+    if (this.maskWriter) this.finished.push([this.maskWriter, this.info.maskFiles![this.info.maskFiles!.length - 1]]);
+    this.writer = null;
+    this.maskWriter = null;
+  }
+
+  private put(ids: Int32Array, answerStart: number, from: number, to: number): void {
+    this.row.set(ids.subarray(from, to), this.fill);
+    if (this.mask) for (let k = from; k < to; k++) this.mask[this.fill + k - from] = k >= answerStart ? 1 : 0;
+    this.fill += to - from;
+  }
+
+  add(ids: Int32Array, answerStart: number): void {
+    const { seqLen, stride } = this.o;
+    this.info.pairs++;
+    if (ids.length <= seqLen) {
+      if (this.fill + ids.length > seqLen) this.emit();
+      this.put(ids, answerStart, 0, ids.length);
+      return;
+    }
+    this.info.splitPairs++;
+    if (this.fill > 0) this.emit();
+    for (let start = 0; ; start += stride) {
+      const end = Math.min(start + seqLen, ids.length);
+      this.put(ids, answerStart, start, end);
+      this.emit();
+      if (end === ids.length) break;
+    }
+  }
+
+  /** Flush the last row; returns the writers with their file names. */
+  finish(): Array<[NpyRowWriter, string]> {
+    if (this.fill > 0) this.emit();
+    this.closeShard();
+    return this.finished;
+  }
+
+  abort(): void {
+    this.closeShard();
+    for (const [w] of this.finished) w.abort();
+  }
+}
+
+function lengthStats(lengths: Uint32Array): LengthStats {
+  const sorted = Uint32Array.from(lengths).sort();
+  const at = (q: number): number => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
+  let sum = 0;
+  for (const n of sorted) sum += n;
+  return { min: sorted[0], p50: at(0.5), p90: at(0.9), p95: at(0.95), p99: at(0.99), max: sorted[sorted.length - 1], mean: Math.round((sum / sorted.length) * 100) / 100 };
+}
+
+function startWorker(modelPath: string): Worker {
+  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./encode-worker.js', import.meta.url), { workerData: { modelPath } });
+  // Running from source (tests under tsx): the worker registers tsx before loading the .ts module.
+  const api = JSON.stringify(import.meta.resolve('tsx/esm/api'));
+  const entry = JSON.stringify(new URL('./encode-worker.ts', import.meta.url).href);
+  return new Worker(`import(${api}).then((m) => { m.register(); return import(${entry}); })`, { eval: true, workerData: { modelPath } });
+}
+
+/** A pool of encode workers; results come back in submission order. */
+class EncoderPool {
+  private readonly workers: Worker[] = [];
+  private readonly pending = new Map<number, (r: EncodeReply) => void>();
+  private failure: Error | null = null;
+  private next = 0;
+
+  static async start(modelPath: string, count: number): Promise<EncoderPool> {
+    const pool = new EncoderPool();
+    await Promise.all(
+      Array.from({ length: count }, () => {
+        const worker = startWorker(modelPath);
+        pool.workers.push(worker);
+        return new Promise<void>((resolve, reject) => {
+          worker.once('message', () => resolve());
+          worker.once('error', reject);
+        }).then(() => {
+          worker.on('message', (r: EncodeReply) => {
+            const done = pool.pending.get(r.batch);
+            pool.pending.delete(r.batch);
+            done?.(r);
+          });
+          worker.on('error', (err) => {
+            pool.failure = err;
+          });
+        });
+      }),
+    );
+    return pool;
+  }
+
+  encode(batch: number, pairs: QaPair[]): Promise<EncodeReply> {
+    if (this.failure) return Promise.reject(this.failure);
+    const w = this.workers[this.next++ % this.workers.length];
+    return new Promise((resolve) => {
+      this.pending.set(batch, resolve);
+      const req: EncodeRequest = { batch, pairs };
+      w.postMessage(req);
+    });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+}
+
+async function countPairs(file: string): Promise<{ pairs: number; malformed: number }> {
+  let pairs = 0;
+  let malformed = 0;
+  for await (const batch of streamQaPairs(file, () => malformed++)) pairs += batch.length;
+  return { pairs, malformed };
+}
+
+function requireSpecials(tok: Tokenizer, modelPath: string): void {
+  const { pad, bos, eos } = tok.specialIds;
+  if (pad < 0 || bos < 0 || eos < 0) {
+    throw new UserError(`${modelPath}: the tokenizer has no ${pad < 0 ? '<pad>' : '<s>/</s>'} piece; train one on Q&A text with gptmed-train-tokenizer`);
+  }
+}
+
+export async function tokenizeDataset(opts: TokenizeOptions): Promise<ShardsMeta> {
+  const warn = opts.warn ?? ((m: string) => process.stderr.write(`warning: ${m}\n`));
+  const maxLength = opts.maxLength ?? 512;
+  const o = {
+    maxLength,
+    trainSplit: opts.trainSplit ?? 0.9,
+    testSplit: opts.testSplit ?? 0,
+    stride: opts.stride ?? maxLength,
+    seed: opts.seed ?? 42,
+    shardSize: opts.shardSize,
+  };
+  checkOptions(o);
+  checkTextFile(opts.input);
+  refuseExisting(opts.outputDir, opts.force ?? false);
+  const tok = await loadTokenizer(opts.tokenizer);
+  requireSpecials(tok, opts.tokenizer);
+
+  const { pairs, malformed } = await countPairs(opts.input);
+  if (pairs === 0) throw new UserError(`${opts.input}: no Q&A pairs found; give Q&A text (Q: ... / A: ... blocks), see gptmed-convert`);
+  if (malformed > 0) warn(`${opts.input}: ${malformed} malformed Q&A block(s) skipped (gptmed-convert --strict shows where)`);
+  const splitOf = assignSplits(pairs, o.trainSplit, o.testSplit, o.seed);
+  const counts = [0, 0, 0];
+  for (const s of splitOf) counts[s]++;
+  if (counts[0] === 0 || counts[1] === 0 || (o.testSplit > 0 && counts[2] === 0)) {
+    throw new UserError(`${opts.input}: ${pairs} pair(s) are too few to split (train ${counts[0]}, val ${counts[1]}, test ${counts[2]}); add pairs or change --train-split/--test-split`);
+  }
+
+  const names: SplitName[] = o.testSplit > 0 ? ['train', 'val', 'test'] : ['train', 'val'];
+  const scratch = tempPathFor(path.resolve(opts.outputDir));
+  fs.mkdirSync(scratch, { recursive: true });
+  const int32 = tok.vocabSize > 65536;
+  const packers = names.map(
+    (name) => new SplitPacker(name, scratch, { seqLen: maxLength, stride: o.stride, pad: tok.specialIds.pad, int32, shardSize: o.shardSize, mask: opts.maskPrompt ?? false }),
+  );
+  const lengths = new Uint32Array(pairs);
+  const progress = new Progress({ label: 'tokenize', total: pairs, unit: 'pairs', quiet: opts.quiet });
+  const workerCount = opts.workers ?? Math.max(1, Math.min(os.availableParallelism(), 8));
+  let pool: EncoderPool | null = null;
+  try {
+    pool = await EncoderPool.start(path.resolve(opts.tokenizer), workerCount);
+    // Batches in flight, resolved in order; bounded so memory stays flat on any input size.
+    const inFlight: Array<{ pairIndex: number; reply: Promise<EncodeReply> }> = [];
+    let index = 0;
+    let done = 0;
+    const drainOne = async (): Promise<void> => {
+      const { pairIndex, reply } = inFlight.shift()!;
+      const r = await reply;
+      let off = 0;
+      for (let k = 0; k < r.lengths.length; k++) {
+        const n = r.lengths[k];
+        const i = pairIndex + k;
+        lengths[i] = n;
+        packers[splitOf[i]].add(r.ids.subarray(off, off + n), r.answerStarts[k]);
+        off += n;
+      }
+      done += r.lengths.length;
+      progress.update(done);
+    };
+    let batch: QaPair[] = [];
+    let batchStart = 0;
+    let batchNo = 0;
+    const submit = async (): Promise<void> => {
+      inFlight.push({ pairIndex: batchStart, reply: pool!.encode(batchNo++, batch) });
+      batch = [];
+      batchStart = index;
+      if (inFlight.length >= workerCount * 4) await drainOne();
+    };
+    for await (const pairsRead of streamQaPairs(opts.input)) {
+      for (const pair of pairsRead) {
+        batch.push(pair);
+        index++;
+        if (batch.length === BATCH_PAIRS) await submit();
+      }
+    }
+    if (batch.length > 0) await submit();
+    while (inFlight.length > 0) await drainOne();
+    if (index !== pairs) throw new UserError(`${opts.input}: the file changed while it was being read; run again`);
+    progress.finish();
+
+    const splits = {} as ShardsMeta['splits'];
+    const writers: Array<[NpyRowWriter, string]> = [];
+    packers.forEach((p, k) => {
+      writers.push(...p.finish());
+      splits[names[k]] = p.info;
+    });
+    const totalRows = packers.reduce((n, p) => n + p.info.rows, 0);
+    const totalTokens = packers.reduce((n, p) => n + p.info.tokens, 0);
+    const meta: ShardsMeta = {
+      format: 'gptmed-shards',
+      version: 1,
+      seqLen: maxLength,
+      dtype: int32 ? 'int32' : 'uint16',
+      vocabSize: tok.vocabSize,
+      specialIds: tok.specialIds,
+      tokenizer: { file: path.resolve(opts.tokenizer), sha256: tok.sha256 },
+      source: { file: path.resolve(opts.input), sha256: sha256File(opts.input) },
+      splits,
+      seed: o.seed,
+      trainSplit: o.trainSplit,
+      testSplit: o.testSplit,
+      stride: o.stride,
+      promptMasked: opts.maskPrompt ?? false,
+      pairs,
+      pairTokens: lengthStats(lengths),
+      packingEfficiency: Math.round((totalTokens / (totalRows * maxLength)) * 10000) / 10000,
+    };
+    writeDirAtomic(opts.outputDir, (dir) => {
+      for (const [w, file] of writers) w.commitTo(path.join(dir, file));
+      writeFileAtomic(path.join(dir, META_FILE), `${JSON.stringify(meta, null, 2)}\n`);
+    });
+    return meta;
+  } catch (err) {
+    for (const p of packers) p.abort();
+    throw err;
+  } finally {
+    await pool?.close();
+    fs.rmSync(scratch, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,65 @@
+/**
+ * A trained model ready to answer: the tfjs backend started, the checkpoint's
+ * weights loaded, and the tokenizer it was trained with, checked by hash.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { UserError } from '../common/errors.js';
+import { initBackend, type BackendInfo, type Device } from '../backend/index.js';
+import { loadCheckpoint, type CheckpointManifest, type GPT } from '../model/index.js';
+import { loadTokenizer, type Tokenizer } from '../tokenizer/index.js';
+import { trainDefaults } from '../train/config.js';
+
+export interface LoadModelOptions {
+  /** A run directory (its `best`, else `latest`), a step directory, or a `best`/`latest` file. Default: the checkpoint directory of configs/train.json. */
+  checkpoint?: string;
+  /** The tokenizer .model; default: the one recorded in the checkpoint. It must be the one the model was trained with. */
+  tokenizer?: string;
+  /** tfjs backend: auto (default), gpu, cpu or wasm. */
+  device?: Device;
+}
+
+export interface LoadedModel {
+  model: GPT;
+  tokenizer: Tokenizer;
+  manifest: CheckpointManifest;
+  /** The step directory the weights came from. */
+  checkpointDir: string;
+  backend: BackendInfo;
+  /** Release the weights. */
+  dispose(): void;
+}
+
+/** The checkpoint directory training writes to by default (configs/train.json, "checkpointDir"). */
+export function defaultCheckpointDir(): string {
+  return trainDefaults().checkpointDir;
+}
+
+export async function loadModel(options: LoadModelOptions = {}): Promise<LoadedModel> {
+  const backend = await initBackend(options.device ?? 'auto');
+  const given = options.checkpoint ?? defaultCheckpointDir();
+  if (!fs.existsSync(given)) {
+    throw new UserError(
+      options.checkpoint
+        ? `${given}: no such checkpoint or run directory`
+        : `${given}: no checkpoint in the default checkpoint directory; train one with gptmed-train or pass --checkpoint`,
+    );
+  }
+  const { model, manifest, dir } = await loadCheckpoint(given);
+  try {
+    const tokenizerFile = options.tokenizer ?? path.resolve(dir, manifest.tokenizer.file);
+    if (!options.tokenizer && !fs.existsSync(tokenizerFile)) {
+      throw new UserError(`${dir}: the tokenizer it was trained with, ${manifest.tokenizer.file}, is missing; pass --tokenizer with that .model file`);
+    }
+    const tokenizer = await loadTokenizer(tokenizerFile);
+    if (tokenizer.sha256 !== manifest.tokenizer.sha256) {
+      throw new UserError(
+        `${tokenizerFile}: not the tokenizer this model was trained with (${manifest.tokenizer.file}, sha256 ${manifest.tokenizer.sha256.slice(0, 12)}); pass that .model file with --tokenizer`,
+      );
+    }
+    return { model, tokenizer, manifest, checkpointDir: dir, backend, dispose: () => model.dispose() };
+  } catch (err) {
+    model.dispose();
+    throw err;
+  }
+}

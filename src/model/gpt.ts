@@ -1,0 +1,292 @@
+/**
+ * A GPT decoder as gptmed defines it, on the tfjs API:
+ *   x = wte[idx] * sqrt(dModel) + wpe[pos]
+ *   per block: x += attn(ln1(x)); x += mlp(ln2(x))      (pre-LayerNorm)
+ *   logits = lnF(x) @ wte^T                               (LM head tied to the token embedding)
+ * Causal multi-head self-attention, GELU (erf) MLP, biases on every linear layer.
+ * Init Normal(0, 0.02); the two residual projections of each block use
+ * 0.02 / sqrt(2 * nLayers) (GPT-2's scaled init) so the residual stream's
+ * variance does not grow with depth. Biases 0, LayerNorm gains 1.
+ *
+ * Linear weights are stored [in, out] so the forward product needs no transpose.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { UserError } from '../common/errors.js';
+import type { ModelConfig } from './config.js';
+
+const initStd = 0.02;
+const layerNormEps = 1e-5;
+/** Added to attention scores of future positions; finite so a fully masked row cannot produce NaN. */
+const maskedScore = -1e9;
+
+type Init = 'normal' | 'residualNormal' | 'zeros' | 'ones';
+
+export interface ParameterSpec {
+  name: string;
+  shape: number[];
+  init: Init;
+  /**
+   * Decoupled weight decay applies to the linear layers' 2-D weight matrices
+   * only: not to LayerNorm gains, biases, or the embeddings (the token
+   * embedding is also the LM head; decaying it shrinks rare tokens' rows).
+   */
+  weightDecay: boolean;
+}
+
+/** Every parameter of a GPT with this config, in a fixed order (the order of saved weights). */
+export function parameterSpecs(c: ModelConfig): ParameterSpec[] {
+  const specs: ParameterSpec[] = [
+    { name: 'wte', shape: [c.vocabSize, c.dModel], init: 'normal', weightDecay: false },
+    { name: 'wpe', shape: [c.maxSeqLen, c.dModel], init: 'normal', weightDecay: false },
+  ];
+  const linear = (name: string, nIn: number, nOut: number, init: Init): void => {
+    specs.push({ name: `${name}.weight`, shape: [nIn, nOut], init, weightDecay: true });
+    specs.push({ name: `${name}.bias`, shape: [nOut], init: 'zeros', weightDecay: false });
+  };
+  const layerNorm = (name: string): void => {
+    specs.push({ name: `${name}.gamma`, shape: [c.dModel], init: 'ones', weightDecay: false });
+    specs.push({ name: `${name}.beta`, shape: [c.dModel], init: 'zeros', weightDecay: false });
+  };
+  for (let i = 0; i < c.nLayers; i++) {
+    layerNorm(`h.${i}.ln1`);
+    linear(`h.${i}.attn.qkv`, c.dModel, 3 * c.dModel, 'normal');
+    linear(`h.${i}.attn.proj`, c.dModel, c.dModel, 'residualNormal');
+    layerNorm(`h.${i}.ln2`);
+    linear(`h.${i}.mlp.fc`, c.dModel, c.dFf, 'normal');
+    linear(`h.${i}.mlp.proj`, c.dFf, c.dModel, 'residualNormal');
+  }
+  layerNorm('lnF');
+  return specs;
+}
+
+/** Parameter count of a config without building it. */
+export function countParameters(c: ModelConfig): number {
+  return parameterSpecs(c).reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
+}
+
+export interface Parameter extends ParameterSpec {
+  variable: tf.Variable;
+}
+
+/**
+ * Keys and values of past positions, one pair per layer, for incremental
+ * decoding: forward() with a cache takes only the new tokens.
+ */
+export class KVCache {
+  /** Positions already in the cache; the next token's position. */
+  length = 0;
+  readonly layers: Array<{ k: tf.Tensor4D | null; v: tf.Tensor4D | null }>;
+
+  constructor(
+    readonly batch: number,
+    nLayers: number,
+  ) {
+    this.layers = Array.from({ length: nLayers }, () => ({ k: null, v: null }));
+  }
+
+  dispose(): void {
+    for (const layer of this.layers) {
+      layer.k?.dispose();
+      layer.v?.dispose();
+      layer.k = null;
+      layer.v = null;
+    }
+    this.length = 0;
+  }
+}
+
+export interface ForwardOptions {
+  /** Dropout on (training) or off (evaluation, generation). Default off. */
+  training?: boolean;
+  /** Incremental decoding: `idx` holds only new tokens; positions continue from cache.length. */
+  cache?: KVCache;
+  /** Seed for this call's dropout masks (the trainer derives one per micro-step for exact resume). */
+  dropoutSeed?: number | string;
+}
+
+export interface GPTOptions {
+  /** Seed of the random init. */
+  seed?: number;
+  /** Weights to start from instead of a random init (name -> values, as parameterSpecs orders them). */
+  weights?: ReadonlyMap<string, Float32Array>;
+}
+
+interface Block {
+  ln1: [tf.Variable, tf.Variable];
+  qkv: [tf.Variable, tf.Variable];
+  attnProj: [tf.Variable, tf.Variable];
+  ln2: [tf.Variable, tf.Variable];
+  fc: [tf.Variable, tf.Variable];
+  mlpProj: [tf.Variable, tf.Variable];
+}
+
+export class GPT {
+  readonly config: ModelConfig;
+  private readonly params: Parameter[];
+  private readonly wte: tf.Variable;
+  private readonly wpe: tf.Variable;
+  private readonly blocks: Block[];
+  private readonly lnF: [tf.Variable, tf.Variable];
+  /** Dropout seeds for calls that give none. */
+  private unseededDropoutCalls = 0;
+
+  constructor(config: ModelConfig, opts: GPTOptions = {}) {
+    this.config = { ...config };
+    const seed = opts.seed ?? 0;
+    const residualStd = initStd / Math.sqrt(2 * config.nLayers);
+    this.params = parameterSpecs(config).map((spec, i) => {
+      const given = opts.weights?.get(spec.name);
+      let init: tf.Tensor;
+      if (given) {
+        const size = spec.shape.reduce((a, b) => a * b, 1);
+        if (given.length !== size) throw new UserError(`weights for ${spec.name}: ${given.length} values, expected ${size} (shape ${spec.shape.join('x')})`);
+        init = tf.tensor(given, spec.shape, 'float32');
+      } else if (opts.weights) {
+        throw new UserError(`weights: parameter ${spec.name} is missing`);
+      } else if (spec.init === 'zeros') {
+        init = tf.zeros(spec.shape);
+      } else if (spec.init === 'ones') {
+        init = tf.ones(spec.shape);
+      } else {
+        // One derived seed per parameter: the init does not depend on the order tensors are created in.
+        init = tf.randomNormal(spec.shape, 0, spec.init === 'normal' ? initStd : residualStd, 'float32', seed * 1000 + i);
+      }
+      const variable = tf.variable(init, true);
+      init.dispose();
+      return { ...spec, variable };
+    });
+    const p = new Map(this.params.map((x) => [x.name, x.variable]));
+    const get = (name: string): tf.Variable => p.get(name)!;
+    const pair = (name: string, a: string, b: string): [tf.Variable, tf.Variable] => [get(`${name}.${a}`), get(`${name}.${b}`)];
+    this.wte = get('wte');
+    this.wpe = get('wpe');
+    this.blocks = Array.from({ length: config.nLayers }, (_, i) => ({
+      ln1: pair(`h.${i}.ln1`, 'gamma', 'beta'),
+      qkv: pair(`h.${i}.attn.qkv`, 'weight', 'bias'),
+      attnProj: pair(`h.${i}.attn.proj`, 'weight', 'bias'),
+      ln2: pair(`h.${i}.ln2`, 'gamma', 'beta'),
+      fc: pair(`h.${i}.mlp.fc`, 'weight', 'bias'),
+      mlpProj: pair(`h.${i}.mlp.proj`, 'weight', 'bias'),
+    }));
+    this.lnF = pair('lnF', 'gamma', 'beta');
+  }
+
+  /** All parameters in the fixed order of parameterSpecs. */
+  parameters(): readonly Parameter[] {
+    return this.params;
+  }
+
+  countParameters(): number {
+    return this.params.reduce((n, p) => n + p.variable.size, 0);
+  }
+
+  createCache(batch = 1): KVCache {
+    return new KVCache(batch, this.config.nLayers);
+  }
+
+  /** Logits [B, T, vocabSize] for token ids [B, T]. */
+  forward(idx: tf.Tensor2D, opts: ForwardOptions = {}): tf.Tensor3D {
+    const { dModel, nHeads, maxSeqLen, vocabSize } = this.config;
+    const [B, T] = idx.shape;
+    const cache = opts.cache;
+    const past = cache?.length ?? 0;
+    if (past + T > maxSeqLen) {
+      throw new UserError(`sequence of ${past + T} positions is longer than the model's context (maxSeqLen ${maxSeqLen})`);
+    }
+    if (cache && cache.batch !== B) throw new UserError(`KV cache was made for batch ${cache.batch}, got batch ${B}`);
+    const dropout = this.dropoutFn(opts);
+
+    const logits = tf.tidy(() => {
+      const positions = tf.range(past, past + T, 1, 'int32');
+      let x = tf.add(tf.mul(tf.gather(this.wte, idx), Math.sqrt(dModel)), tf.gather(this.wpe, positions)) as tf.Tensor3D;
+      x = dropout(x) as tf.Tensor3D;
+      const mask = causalMask(T, past);
+      this.blocks.forEach((block, i) => {
+        x = tf.add(x, this.attention(layerNorm(x, block.ln1), block, mask, nHeads, dropout, cache, i));
+        x = tf.add(x, this.mlp(layerNorm(x, block.ln2), block, dropout));
+      });
+      x = layerNorm(x, this.lnF);
+      return tf.matMul(x.reshape([B * T, dModel]), this.wte, false, true).reshape([B, T, vocabSize]) as tf.Tensor3D;
+    });
+    if (cache) cache.length = past + T;
+    return logits;
+  }
+
+  /** Release the weights. */
+  dispose(): void {
+    for (const p of this.params) p.variable.dispose();
+  }
+
+  private attention(
+    x: tf.Tensor3D,
+    block: Block,
+    mask: tf.Tensor2D,
+    nHeads: number,
+    dropout: (t: tf.Tensor) => tf.Tensor,
+    cache: KVCache | undefined,
+    layer: number,
+  ): tf.Tensor3D {
+    const [B, T, d] = x.shape;
+    const headDim = d / nHeads;
+    const qkv = linear(x, block.qkv);
+    const [q, k, v] = tf.split(qkv, 3, 2);
+    // [B, T, d] -> [B, nHeads, T, headDim]
+    const heads = (t: tf.Tensor): tf.Tensor4D => t.reshape([B, T, nHeads, headDim]).transpose([0, 2, 1, 3]);
+    let keys = heads(k);
+    let values = heads(v);
+    if (cache) {
+      const entry = cache.layers[layer];
+      if (entry.k && entry.v) {
+        keys = tf.concat([entry.k, keys], 2);
+        values = tf.concat([entry.v, values], 2);
+        entry.k.dispose();
+        entry.v.dispose();
+      }
+      entry.k = tf.keep(keys);
+      entry.v = tf.keep(values);
+    }
+    const scores = tf.add(tf.mul(tf.matMul(heads(q), keys, false, true), 1 / Math.sqrt(headDim)), mask);
+    const weights = dropout(tf.softmax(scores, -1));
+    const y = tf.matMul(weights, values).transpose([0, 2, 1, 3]).reshape([B, T, d]) as tf.Tensor3D;
+    return dropout(linear(y, block.attnProj)) as tf.Tensor3D;
+  }
+
+  private mlp(x: tf.Tensor3D, block: Block, dropout: (t: tf.Tensor) => tf.Tensor): tf.Tensor3D {
+    return dropout(linear(gelu(linear(x, block.fc)), block.mlpProj)) as tf.Tensor3D;
+  }
+
+  /** Dropout for one forward call: each site gets its own seed derived from the call's seed. */
+  private dropoutFn(opts: ForwardOptions): (t: tf.Tensor) => tf.Tensor {
+    const rate = this.config.dropout;
+    if (!opts.training || rate === 0) return (t) => t;
+    const callSeed = opts.dropoutSeed ?? this.unseededDropoutCalls++;
+    let site = 0;
+    return (t) => tf.dropout(t, rate, undefined, `${callSeed}:${site++}`);
+  }
+}
+
+/** x @ W + b over the last axis, as one 2-D product. */
+function linear(x: tf.Tensor3D, [weight, bias]: [tf.Variable, tf.Variable]): tf.Tensor3D {
+  const [B, T, nIn] = x.shape;
+  const nOut = weight.shape[1]!;
+  return tf.add(tf.matMul(x.reshape([B * T, nIn]), weight), bias).reshape([B, T, nOut]);
+}
+
+function layerNorm(x: tf.Tensor3D, [gamma, beta]: [tf.Variable, tf.Variable]): tf.Tensor3D {
+  const centered = tf.sub(x, tf.mean(x, -1, true));
+  const variance = tf.mean(tf.square(centered), -1, true);
+  return tf.add(tf.mul(tf.mul(centered, tf.rsqrt(tf.add(variance, layerNormEps))), gamma), beta);
+}
+
+/** GELU with the exact erf, as torch.nn.GELU(). */
+function gelu(x: tf.Tensor3D): tf.Tensor3D {
+  return tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1));
+}
+
+/** Additive mask [T, past + T]: query i (position past + i) sees keys 0..past + i. */
+function causalMask(T: number, past: number): tf.Tensor2D {
+  const L = past + T;
+  const values = new Float32Array(T * L);
+  for (let i = 0; i < T; i++) values.fill(maskedScore, i * L + past + i + 1, (i + 1) * L);
+  return tf.tensor2d(values, [T, L]);
+}

@@ -1,0 +1,302 @@
+/**
+ * gptmed-train-tokenizer: read the input (Q&A pairs or plain lines),
+ * normalize as SentencePiece does, train BPE, write `<prefix>.model` (a
+ * SentencePiece ModelProto) and `<prefix>.vocab` (`piece<TAB>score`).
+ *
+ * Plain text with default settings reproduces spm_train 0.1.97 exactly
+ * (same settings recorded in the model, same pieces, same .vocab bytes).
+ * Q&A mode changes what a Q&A model needs (MANUAL.md, section `tokenizer`).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { refuseExisting, writeFileAtomic } from '../common/atomic.js';
+import { UserError } from '../common/errors.js';
+import { checkTextFile } from '../common/input.js';
+import { Progress } from '../common/progress.js';
+import { readQaFile, type MalformedBlock } from '../convert/qa-format.js';
+import { pairText } from '../dataset/framing.js';
+import { trainBpe } from './bpe-trainer.js';
+import { encodeModelProto, ModelType, nmtNfkcCharsmap, PieceType, type ModelPiece, type ModelProto, type NormalizerSpec, type TrainerSpec } from './model-proto.js';
+import { Normalizer } from './normalizer.js';
+
+export type Normalization = 'nmt_nfkc' | 'identity';
+export type InputFormat = 'auto' | 'qa' | 'text';
+
+export interface TrainTokenizerOptions {
+  input: string;
+  outputPrefix: string;
+  vocabSize: number;
+  normalization?: Normalization;
+  byteFallback?: boolean;
+  /** Default 0.9995 for plain text (as spm_train), 1 for Q&A. */
+  characterCoverage?: number;
+  /** Longest sentence (plain text) or pair (Q&A) in bytes; longer ones are skipped and reported. */
+  maxSentenceLength?: number;
+  inputFormat?: InputFormat;
+  force?: boolean;
+  quiet?: boolean;
+  /** Receives warnings (skipped text); default: stderr. */
+  warn?: (message: string) => void;
+}
+
+export interface TrainTokenizerResult {
+  modelPath: string;
+  vocabPath: string;
+  mode: 'qa' | 'text';
+  vocabSize: number;
+  alphabetSize: number;
+  /** Sentences (lines, or pairs in Q&A mode) trained on. */
+  sentences: number;
+  skippedTooLong: number;
+}
+
+/** Q&A mode's special pieces, at fixed ids. */
+export const QA_SPECIALS = { pad: 0, unk: 1, bos: 2, eos: 3 } as const;
+/** Kept as one piece so newlines inside answers survive encoding. */
+export const NEWLINE_SYMBOL = '\n';
+
+const SPM_DEFAULT_MAX_SENTENCE_LENGTH = 4192;
+
+/** The TrainerSpec spm_train 0.1.97 records for BPE, with our values filled in. */
+function trainerSpecFor(o: {
+  input: string;
+  prefix: string;
+  vocabSize: number;
+  coverage: number;
+  maxSentenceLength: number;
+  byteFallback: boolean;
+  qa: boolean;
+}): TrainerSpec {
+  const ids = o.qa ? { unkId: QA_SPECIALS.unk, bosId: QA_SPECIALS.bos, eosId: QA_SPECIALS.eos, padId: QA_SPECIALS.pad } : { unkId: 0, bosId: 1, eosId: 2, padId: -1 };
+  return {
+    input: [o.input],
+    modelPrefix: o.prefix,
+    modelType: ModelType.BPE,
+    vocabSize: o.vocabSize,
+    selfTestSampleSize: 0,
+    inputFormat: '',
+    characterCoverage: o.coverage,
+    inputSentenceSize: 0,
+    seedSentencepieceSize: 1000000,
+    shrinkingFactor: 0.75,
+    numThreads: 16,
+    numSubIterations: 2,
+    maxSentenceLength: o.maxSentenceLength,
+    shuffleInputSentence: true,
+    maxSentencepieceLength: 16,
+    splitByUnicodeScript: true,
+    splitByWhitespace: true,
+    splitByNumber: true,
+    treatWhitespaceAsSuffix: false,
+    splitDigits: false,
+    allowWhitespaceOnlyPieces: false,
+    userDefinedSymbols: o.qa ? [NEWLINE_SYMBOL] : [],
+    vocabularyOutputPieceScore: true,
+    hardVocabLimit: true,
+    useAllVocab: false,
+    byteFallback: o.byteFallback,
+    requiredChars: '',
+    ...ids,
+    unkSurface: ' \u2047 ',
+    unkPiece: '<unk>',
+    bosPiece: '<s>',
+    eosPiece: '</s>',
+    padPiece: '<pad>',
+    trainExtremelyLargeCorpus: false,
+    enableDifferentialPrivacy: false,
+    differentialPrivacyNoiseLevel: 0,
+    differentialPrivacyClippingThreshold: 0,
+  };
+}
+
+function normalizerSpecFor(normalization: Normalization, qa: boolean): NormalizerSpec {
+  return {
+    name: normalization,
+    // spm_train records identity as an empty table.
+    precompiledCharsmap: normalization === 'nmt_nfkc' ? nmtNfkcCharsmap() : new Uint8Array(0),
+    // Q&A: "Q:" reads the same at the start and after a newline, and indentation survives.
+    addDummyPrefix: !qa,
+    removeExtraWhitespaces: !qa,
+    normalizationRuleTsv: '',
+  };
+}
+
+/** Meta pieces in id order, as InitMetaPieces lays them out. */
+function metaPieces(spec: TrainerSpec): ModelPiece[] {
+  const byId = new Map<number, ModelPiece>();
+  const put = (id: number | undefined, piece: string, type: ModelPiece['type']): void => {
+    if (id !== undefined && id >= 0) byId.set(id, { piece, score: 0, type });
+  };
+  put(spec.unkId, spec.unkPiece!, PieceType.UNKNOWN);
+  put(spec.bosId, spec.bosPiece!, PieceType.CONTROL);
+  put(spec.eosId, spec.eosPiece!, PieceType.CONTROL);
+  put(spec.padId, spec.padPiece!, PieceType.CONTROL);
+  let id = 0;
+  const append = (piece: string, type: ModelPiece['type']): void => {
+    while (byId.has(id)) id++;
+    byId.set(id, { piece, score: 0, type });
+  };
+  for (const s of spec.userDefinedSymbols ?? []) append(s, PieceType.USER_DEFINED);
+  if (spec.byteFallback) for (let b = 0; b < 256; b++) append(`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`, PieceType.BYTE);
+  return [...byId.entries()].sort((a, b) => a[0] - b[0]).map(([, p]) => p);
+}
+
+/** A float as C++ `ostream << float` prints it (%g, 6 significant digits). */
+export function formatScore(x: number): string {
+  if (Object.is(x, -0)) return '-0';
+  if (Number.isInteger(x) && Math.abs(x) < 1e6) return String(x);
+  const [mant, exp] = x.toExponential(5).split('e');
+  const e = Number(exp);
+  if (e >= -5 && e < 6) return String(Number(x.toPrecision(6)));
+  const m = mant.replace(/\.?0+$/, '');
+  return `${m}e${e < 0 ? '-' : '+'}${String(Math.abs(e)).padStart(2, '0')}`;
+}
+
+export function vocabText(pieces: ModelPiece[]): string {
+  return pieces.map((p) => `${p.piece}\t${formatScore(p.score)}\n`).join('');
+}
+
+/** Replace each meta piece in normalized text by "\t" (PrefixMatcher::GlobalReplace, longest match). */
+function replaceMetaPieces(text: string, metas: string[]): string {
+  if (!metas.some((m) => text.includes(m))) return text;
+  let out = '';
+  let i = 0;
+  while (i < text.length) {
+    let best = 0;
+    for (const m of metas) if (m.length > best && text.startsWith(m, i)) best = m.length;
+    if (best > 0) {
+      out += '\t';
+      i += best;
+    } else {
+      out += text[i++];
+    }
+  }
+  return out;
+}
+
+async function isQaText(file: string): Promise<boolean> {
+  const fd = fs.openSync(file, 'r');
+  let head: string;
+  try {
+    const buf = Buffer.alloc(65536);
+    head = buf.subarray(0, fs.readSync(fd, buf, 0, buf.length, 0)).toString('utf8');
+  } finally {
+    fs.closeSync(fd);
+  }
+  const first = head.replace(/^\uFEFF/, '').split(/\r?\n/).find((l) => l.trim() !== '');
+  return first !== undefined && /^Q:/.test(first);
+}
+
+/** Raw training units: the pairs' framed text (Q&A), or the lines (plain text). */
+async function* readUnits(file: string, qa: boolean, onMalformed: (m: MalformedBlock) => void): AsyncGenerator<Buffer> {
+  if (qa) {
+    for await (const pair of readQaFile(file, { onMalformed })) yield Buffer.from(pairText(pair), 'utf8');
+    return;
+  }
+  const data = fs.readFileSync(file);
+  let start = 0;
+  while (start < data.length) {
+    let end = data.indexOf(0x0a, start);
+    if (end < 0) end = data.length;
+    yield data.subarray(start, end);
+    start = end + 1;
+  }
+}
+
+const UNK_CHAR_BYTES = Buffer.from('\u2585', 'utf8');
+
+export async function trainTokenizer(opts: TrainTokenizerOptions): Promise<TrainTokenizerResult> {
+  const warn = opts.warn ?? ((m: string) => process.stderr.write(`warning: ${m}\n`));
+  const modelPath = `${opts.outputPrefix}.model`;
+  const vocabPath = `${opts.outputPrefix}.vocab`;
+  if (!Number.isInteger(opts.vocabSize) || opts.vocabSize < 1) throw new UserError(`--vocab-size must be a positive integer (got ${opts.vocabSize})`);
+  checkTextFile(opts.input);
+  refuseExisting(modelPath, opts.force ?? false);
+  refuseExisting(vocabPath, opts.force ?? false);
+
+  const format = opts.inputFormat ?? 'auto';
+  const qa = format === 'qa' || (format === 'auto' && (await isQaText(opts.input)));
+  // Q&A data sets are small: every character they hold matters, so all are kept by default.
+  const coverage = opts.characterCoverage ?? (qa ? 1 : 0.9995);
+  if (!(coverage >= 0.98 && coverage <= 1)) throw new UserError(`--character-coverage must be between 0.98 and 1 (got ${coverage})`);
+  const normalization = opts.normalization ?? 'nmt_nfkc';
+  const maxLength = opts.maxSentenceLength ?? (qa ? Infinity : SPM_DEFAULT_MAX_SENTENCE_LENGTH);
+
+  let malformed = 0;
+  let skippedTooLong = 0;
+  let longest = 0;
+  const units: Buffer[] = [];
+  for await (const unit of readUnits(opts.input, qa, () => malformed++)) {
+    if (unit.length === 0) continue;
+    if (unit.length > maxLength) {
+      skippedTooLong++;
+      continue;
+    }
+    // spm_train skips sentences holding its reserved unknown-character mark.
+    if (unit.includes(UNK_CHAR_BYTES)) continue;
+    longest = Math.max(longest, unit.length);
+    units.push(unit);
+  }
+  const what = qa ? 'pairs' : 'lines';
+  if (malformed > 0 && units.length > 0) warn(`${opts.input}: ${malformed} malformed Q&A block(s) skipped (gptmed-convert --strict shows where)`);
+  if (skippedTooLong > 0) warn(`${opts.input}: ${skippedTooLong} ${what} longer than ${maxLength} bytes skipped; raise --max-sentence-length to keep them`);
+  if (units.length === 0) {
+    throw new UserError(qa ? `${opts.input}: no Q&A pairs found; give Q&A text (Q: ... / A: ...), see gptmed-convert` : `${opts.input}: no text to train on (every line is empty or too long)`);
+  }
+
+  const trainerSpec = trainerSpecFor({
+    input: opts.input,
+    prefix: opts.outputPrefix,
+    vocabSize: opts.vocabSize,
+    coverage: Math.fround(coverage),
+    maxSentenceLength: Number.isFinite(maxLength) ? maxLength : Math.max(SPM_DEFAULT_MAX_SENTENCE_LENGTH, longest),
+    byteFallback: opts.byteFallback ?? false,
+    qa,
+  });
+  const normalizerSpec = normalizerSpecFor(normalization, qa);
+  const metas = metaPieces(trainerSpec);
+  if (metas.length >= opts.vocabSize) throw new UserError(`--vocab-size ${opts.vocabSize} is too small: the special pieces alone take ${metas.length}`);
+
+  const normalizer = new Normalizer(normalizerSpec, trainerSpec.userDefinedSymbols);
+  const metaStrings = metas.map((m) => m.piece);
+  const sentences: Array<[string, number]> = [];
+  for (const unit of units) {
+    const text = replaceMetaPieces(Buffer.from(normalizer.normalizeBytes(unit)).toString('utf8'), metaStrings);
+    if (text !== '') sentences.push([text, 1]);
+  }
+  units.length = 0;
+  if (sentences.length === 0) throw new UserError(`${opts.input}: no text to train on (nothing is left after normalization)`);
+
+  const progress = new Progress({ label: 'train-tokenizer', total: opts.vocabSize - metas.length, unit: 'pieces', quiet: opts.quiet });
+  const result = trainBpe(sentences, {
+    pieceBudget: opts.vocabSize - metas.length,
+    characterCoverage: coverage,
+    maxSentencepieceLength: 16,
+    splitByUnicodeScript: true,
+    splitByNumber: true,
+    splitDigits: false,
+    onProgress: (done) => progress.update(done),
+  });
+  const budget = opts.vocabSize - metas.length;
+  if (result.alphabetSize > budget) {
+    throw new UserError(
+      `--vocab-size ${opts.vocabSize} is too small for the ${result.alphabetSize} characters this text needs; use at least ${result.alphabetSize + metas.length} or lower --character-coverage`,
+    );
+  }
+  if (result.shortBy > 0) {
+    const largest = opts.vocabSize - result.shortBy;
+    throw new UserError(`${opts.input}: this text can fill a vocabulary of at most ${largest} pieces, not ${opts.vocabSize}; use --vocab-size ${largest} or less`);
+  }
+  progress.finish();
+
+  const pieces: ModelPiece[] = [...metas, ...result.pieces];
+  const model: ModelProto = { pieces, trainerSpec, normalizerSpec };
+  writeFileAtomic(modelPath, encodeModelProto(model));
+  try {
+    writeFileAtomic(vocabPath, vocabText(pieces));
+  } catch (err) {
+    fs.rmSync(modelPath, { force: true });
+    throw err;
+  }
+  return { modelPath: path.resolve(modelPath), vocabPath: path.resolve(vocabPath), mode: qa ? 'qa' : 'text', vocabSize: pieces.length, alphabetSize: result.alphabetSize, sentences: sentences.length, skippedTooLong };
+}

@@ -1,0 +1,394 @@
+/**
+ * The training run: data, model, optimizer, the loop with evaluation,
+ * checkpoints, logs, and resume. Same seed, flags and data on the same
+ * backend give the same loss curve step for step, and a resumed run continues
+ * that curve exactly: the data order and dropout masks are functions of
+ * (seed, epoch) and (seed, step), and a checkpoint holds the rest of the state.
+ */
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { Interrupted, UserError } from '../common/errors.js';
+import { Progress, formatRate } from '../common/progress.js';
+import { initBackend, type BackendInfo } from '../backend/index.js';
+import type { TokenRows } from '../dataset/shards.js';
+import { resolveModelConfig, type ModelConfig, type ModelShape } from '../model/config.js';
+import {
+  modelFromCheckpoint,
+  readManifest,
+  readPointer,
+  readTensors,
+  resolveCheckpoint,
+  saveCheckpoint,
+  writePointer,
+  type CheckpointManifest,
+  type JsonObject,
+} from '../model/checkpoint.js';
+import { GPT } from '../model/gpt.js';
+import { resolveTrainConfig, trainConfigJson, trainDefaults, type TrainConfig } from './config.js';
+import { epochOrder, loadSplit, makeBatch, microBatchCount, stepsPerEpoch, unigramBaseline, type Batch } from './data.js';
+import { MetricsLog } from './metrics.js';
+import { AdamW } from './optimizer.js';
+import { clearRun, metricsFile, pruneCheckpoints, refuseExistingRun, removeStaleTemporaries, tensorboardDir } from './run-dir.js';
+import { learningRateAt } from './schedule.js';
+import { NonFiniteLossError, TrainStep, evaluateLoss } from './step.js';
+import { EventWriter } from './tensorboard.js';
+
+/** Where the run stands between two steps: saved in each checkpoint's manifest. */
+export interface TrainState {
+  /** Epoch (0-based) of the next step, and the next row of that epoch's order. */
+  epoch: number;
+  cursor: number;
+  /** Rows of the training data (a resumed run refuses data of another size). */
+  trainRows: number;
+  /** The run's seed: data order = shuffle(seed, epoch); dropout masks = f(seed, step). */
+  seed: number;
+  optimizerUpdates: number;
+  tokensSeen: number;
+  bestValLoss: number | null;
+  bestStep: number | null;
+  lastValLoss: number | null;
+  evalsWithoutImprovement: number;
+}
+
+export interface TrainOptions {
+  /** Settings the user gave (flags); the rest come from configs/train.json or the resumed checkpoint. */
+  given: Partial<TrainConfig>;
+  quickTest?: boolean;
+  /** A model config file (--config) and per-field overrides, on top of the preset. */
+  modelConfigFile?: string;
+  modelOverrides?: Partial<ModelShape>;
+  /** Continue from `latest` in the checkpoint directory. */
+  resume?: boolean;
+  /** Continue from this checkpoint (a step directory or a run directory's latest). */
+  resumeFrom?: string;
+  /** Replace a run already in the checkpoint directory. */
+  force?: boolean;
+  /** Informational lines (the CLI prints them on stderr). */
+  log?: (line: string) => void;
+  /** No progress bar. */
+  quiet?: boolean;
+}
+
+export interface TrainResult {
+  runDir: string;
+  backend: BackendInfo;
+  steps: number;
+  stoppedBy: 'completed' | 'early-stopping';
+  bestValLoss: number | null;
+  bestStep: number | null;
+  lastValLoss: number | null;
+  unigramBaseline: number;
+  parameterCount: number;
+}
+
+interface ResumePoint {
+  dir: string;
+  manifest: CheckpointManifest;
+  state: TrainState;
+}
+
+function readResumePoint(dir: string): ResumePoint {
+  const manifest = readManifest(dir);
+  if (!manifest.optimizer) throw new UserError(`${dir}: holds weights only (no optimizer state); it cannot be resumed, start a new run`);
+  const s = manifest.trainState;
+  const numbers = ['epoch', 'cursor', 'trainRows', 'seed', 'optimizerUpdates', 'tokensSeen', 'evalsWithoutImprovement'];
+  for (const k of numbers) {
+    if (typeof s[k] !== 'number') throw new UserError(`${path.join(dir, 'manifest.json')}: trainState.${k} is missing; the checkpoint cannot be resumed`);
+  }
+  return { dir, manifest, state: s as unknown as TrainState };
+}
+
+function checkCompatible(train: TokenRows, val: TokenRows, trainPath: string, valPath: string): void {
+  const a = train.meta;
+  const b = val.meta;
+  if (a.tokenizer.sha256 !== b.tokenizer.sha256 || a.vocabSize !== b.vocabSize || a.seqLen !== b.seqLen) {
+    throw new UserError(`${valPath}: made with another tokenizer or row length than ${trainPath}; give shards from the same gptmed-tokenize run`);
+  }
+  if (val.rows === 0) throw new UserError(`${valPath}: the validation split has no rows; re-run gptmed-tokenize with a larger validation split`);
+}
+
+const fmt = (x: number | null, digits = 4): string => (x === null ? '-' : x.toFixed(digits));
+const perplexity = (loss: number): number => Math.exp(loss);
+
+/** Train (or continue training) a GPT; see MANUAL.md "train". */
+export async function train(opts: TrainOptions): Promise<TrainResult> {
+  const log = opts.log ?? (() => {});
+
+  // Where to start: a checkpoint to continue, or nothing.
+  let resumePoint: ResumePoint | null = null;
+  if (opts.resumeFrom) {
+    resumePoint = readResumePoint(resolveCheckpoint(opts.resumeFrom, 'latest'));
+  } else if (opts.resume) {
+    const runDir = opts.given.checkpointDir ?? trainDefaults().checkpointDir;
+    const latest = readPointer(runDir, 'latest');
+    if (!latest) throw new UserError(`${runDir}: no checkpoint to resume (no "latest" pointer); start a run without --resume, or give --resume-from PATH`);
+    resumePoint = readResumePoint(latest);
+  }
+  const config = resolveTrainConfig({ saved: resumePoint?.manifest.trainConfig, quickTest: opts.quickTest, given: opts.given });
+  if (resumePoint && opts.resumeFrom && opts.given.checkpointDir === undefined) config.checkpointDir = path.dirname(resumePoint.dir);
+  const runDir = config.checkpointDir;
+  if (!resumePoint) refuseExistingRun(runDir, opts.force ?? false);
+
+  // Data.
+  const { data: trainRows, files: trainFiles } = loadSplit(config.trainData);
+  const { data: valRows } = loadSplit(config.valData);
+  checkCompatible(trainRows, valRows, config.trainData, config.valData);
+  const meta = trainRows.meta;
+  if (resumePoint) {
+    const m = resumePoint.manifest;
+    if (m.tokenizer.sha256 !== meta.tokenizer.sha256) {
+      throw new UserError(
+        `${config.trainData}: made with tokenizer sha256 ${meta.tokenizer.sha256.slice(0, 12)}, but ${resumePoint.dir} was trained with ${m.tokenizer.sha256.slice(0, 12)} (${m.tokenizer.file}); ` +
+          'give the shards the run was trained on',
+      );
+    }
+    if (resumePoint.state.trainRows !== trainRows.rows) {
+      throw new UserError(`${config.trainData}: ${trainRows.rows} rows, but the run was trained on ${resumePoint.state.trainRows}; give the same training data to resume`);
+    }
+  }
+  if (trainFiles.length > 1) log(`train data: ${trainFiles.length} shard files`);
+
+  // Model and optimizer.
+  let modelConfig: ModelConfig;
+  if (resumePoint) {
+    modelConfig = resumePoint.manifest.modelConfig;
+    if (opts.modelConfigFile || opts.given.modelSize || Object.keys(opts.modelOverrides ?? {}).length > 0) {
+      log('note: resuming: the model configuration comes from the checkpoint; model flags are ignored');
+    }
+  } else {
+    modelConfig = resolveModelConfig({ modelSize: config.modelSize, configFile: opts.modelConfigFile, overrides: opts.modelOverrides, vocabSize: meta.vocabSize });
+  }
+  if (modelConfig.vocabSize !== meta.vocabSize) {
+    throw new UserError(`${config.trainData}: vocabulary of ${meta.vocabSize} tokens, the model has ${modelConfig.vocabSize}; use shards made with the run's tokenizer`);
+  }
+  if (meta.seqLen - 1 > modelConfig.maxSeqLen) {
+    throw new UserError(`${config.trainData}: rows of ${meta.seqLen} tokens need a context of ${meta.seqLen - 1}, the model's maxSeqLen is ${modelConfig.maxSeqLen}; raise maxSeqLen (--max-seq-len) or tokenize with a smaller --max-length`);
+  }
+
+  const backend = await initBackend(config.device);
+  log(backend.line);
+
+  if (resumePoint) removeStaleTemporaries(runDir);
+  else clearRun(runDir);
+
+  const model = resumePoint ? modelFromCheckpoint(resumePoint.dir, resumePoint.manifest) : new GPT(modelConfig, { seed: config.seed });
+  const optimizer = new AdamW(model.parameters(), {
+    beta1: config.adamBeta1,
+    beta2: config.adamBeta2,
+    eps: config.adamEps,
+    weightDecay: config.weightDecay,
+  });
+  const state: TrainState = resumePoint
+    ? { ...resumePoint.state }
+    : {
+        epoch: 0,
+        cursor: 0,
+        trainRows: trainRows.rows,
+        seed: config.seed,
+        optimizerUpdates: 0,
+        tokensSeen: 0,
+        bestValLoss: null,
+        bestStep: null,
+        lastValLoss: null,
+        evalsWithoutImprovement: 0,
+      };
+  let step = resumePoint?.manifest.step ?? 0;
+  if (resumePoint) {
+    optimizer.load(state.optimizerUpdates, readTensors(resumePoint.dir, resumePoint.manifest.optimizer!), resumePoint.dir);
+    adoptRunBest(runDir, state);
+  }
+
+  const perEpoch = stepsPerEpoch(trainRows.rows, config.batchSize, config.gradAccum);
+  const totalSteps = Math.min(config.maxSteps ?? Number.POSITIVE_INFINITY, config.numEpochs * perEpoch);
+  const baseline = unigramBaseline(trainRows, valRows);
+  const valBatches: Batch[] = [];
+  for (let i = 0; i < Math.min(config.evalBatches, microBatchCount(valRows.rows, config.batchSize)); i++) {
+    const ids = Array.from({ length: Math.min(config.batchSize, valRows.rows - i * config.batchSize) }, (_, r) => i * config.batchSize + r);
+    valBatches.push(makeBatch(valRows, ids));
+  }
+  if (valBatches.every((b) => b.targets === 0)) throw new UserError(`${config.valData}: no position counts as a loss target (all padding or prompt); check the shards`);
+
+  log(
+    `model: ${resumePoint ? 'resumed' : config.modelSize} dModel ${modelConfig.dModel}, ${modelConfig.nLayers} layers, ${modelConfig.nHeads} heads, ` +
+      `dFf ${modelConfig.dFf}, context ${modelConfig.maxSeqLen}, vocab ${modelConfig.vocabSize}: ${model.countParameters().toLocaleString('en-US')} parameters`,
+  );
+  log(
+    `data: ${trainRows.rows} train rows, ${valRows.rows} val rows of ${meta.seqLen} tokens${trainRows.mask ? ' (loss on answer tokens only)' : ''}; ` +
+      `${perEpoch} steps per epoch (batch ${config.batchSize} x ${config.gradAccum} accumulated), ${totalSteps} steps in all`,
+  );
+  log(`unigram baseline: val loss ${baseline.toFixed(4)} (perplexity ${perplexity(baseline).toFixed(1)}): a model must get below this to have learned anything`);
+  if (resumePoint) log(`resuming from ${resumePoint.dir} at step ${step} (epoch ${state.epoch + 1}, best val loss ${fmt(state.bestValLoss)})`);
+
+  const metrics = new MetricsLog(path.join(runDir, metricsFile), resumePoint ? step : null);
+  const events = new EventWriter(path.join(runDir, tensorboardDir));
+  if (resumePoint) events.sessionStart(step + 1);
+  metrics.write({
+    type: 'start',
+    step,
+    backend: backend.label,
+    parameters: model.countParameters(),
+    resumedFrom: resumePoint?.dir ?? null,
+    unigramBaseline: baseline,
+    totalSteps,
+  });
+
+  let stopSignal: NodeJS.Signals | null = null;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    // A second signal while saving: stop at once (every write is atomic, nothing is left half-written).
+    if (stopSignal) process.exit(130);
+    stopSignal = signal;
+    log(`${signal}: saving a checkpoint after this step, then stopping (send it again to stop at once)`);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  const trainStep = new TrainStep(model, optimizer, config.gradClip);
+  const progress = new Progress({ label: 'train', total: totalSteps - step, unit: 'steps', quiet: opts.quiet });
+  const startStep = step;
+  let stoppedBy: TrainResult['stoppedBy'] = 'completed';
+
+  const save = async (isBest: boolean): Promise<string> => {
+    const opt = await optimizer.state();
+    state.optimizerUpdates = opt.updates;
+    const dir = await saveCheckpoint(
+      runDir,
+      model,
+      {
+        step,
+        tokenizer: meta.tokenizer,
+        specialIds: meta.specialIds,
+        seqLen: meta.seqLen,
+        trainConfig: trainConfigJson(config),
+        trainState: { ...state } as unknown as JsonObject,
+        backend: backend.label,
+      },
+      opt.arrays,
+    );
+    writePointer(runDir, 'latest', dir);
+    if (isBest) writePointer(runDir, 'best', dir);
+    pruneCheckpoints(runDir, config.keepLast);
+    return dir;
+  };
+
+  try {
+    if (step >= totalSteps) log(`nothing to do: the run is at step ${step} of ${totalSteps}; raise --max-steps or --num-epochs to train further`);
+    let order = epochOrder(trainRows.rows, state.seed, state.epoch);
+    let windowTokens = 0;
+    let windowStart = performance.now();
+    while (step < totalSteps) {
+      const stepEpoch = state.epoch;
+      const micro: Batch[] = [];
+      for (let a = 0; a < config.gradAccum && state.cursor < trainRows.rows; a++) {
+        const end = Math.min(state.cursor + config.batchSize, trainRows.rows);
+        micro.push(makeBatch(trainRows, order.subarray(state.cursor, end)));
+        state.cursor = end;
+      }
+      step++;
+      const lr = learningRateAt(step, { learningRate: config.learningRate, minLr: config.minLr, warmupSteps: config.warmupSteps, totalSteps });
+      const stepStart = performance.now();
+      let result;
+      try {
+        result = trainStep.run(micro, lr, `${state.seed}:${step}`);
+      } catch (err) {
+        if (!(err instanceof NonFiniteLossError)) throw err;
+        const last = readPointer(runDir, 'latest');
+        throw new UserError(
+          `training diverged at step ${step}: ${err.message} (learning rate ${lr.toExponential(2)}); stopped without saving. ` +
+            `${last ? `The last good checkpoint is ${last}` : 'No checkpoint was saved yet'}; try a lower --learning-rate or a --grad-clip`,
+        );
+      }
+      const stepSeconds = (performance.now() - stepStart) / 1000;
+      state.tokensSeen += result.tokens;
+      windowTokens += result.tokens;
+      const epochEnded = state.cursor >= trainRows.rows;
+      if (epochEnded) {
+        state.epoch++;
+        state.cursor = 0;
+        order = epochOrder(trainRows.rows, state.seed, state.epoch);
+      }
+      const tokensPerSec = result.tokens / stepSeconds;
+      // `tensors`: live tfjs tensors after the step; flat over steps, or something leaks.
+      const tensors = tf.memory().numTensors;
+      metrics.write({ type: 'train', step, epoch: stepEpoch + 1, loss: result.loss, lr, gradNorm: result.gradNorm, tokensPerSec, tokensSeen: state.tokensSeen, tensors });
+      events.scalars(step, { 'train/loss': result.loss, 'train/learning_rate': lr, 'train/grad_norm': result.gradNorm, 'train/tokens_per_sec': tokensPerSec });
+      if (step % config.logInterval === 0 || step === totalSteps) {
+        const rate = windowTokens / ((performance.now() - windowStart) / 1000);
+        progress.log(
+          `step ${step}/${totalSteps}  epoch ${stepEpoch + 1}  loss ${result.loss.toFixed(4)}  lr ${lr.toExponential(2)}  grad norm ${result.gradNorm.toFixed(3)}  ${formatRate(rate)} tok/s`,
+        );
+        windowTokens = 0;
+        windowStart = performance.now();
+      }
+      progress.update(step - startStep, { step: `${step}/${totalSteps}`, epoch: stepEpoch + 1, loss: result.loss.toFixed(4), lr: lr.toExponential(2), 'tok/s': formatRate(tokensPerSec) });
+
+      let improved = false;
+      let earlyStop = false;
+      if (step % config.evalInterval === 0 || epochEnded || step === totalSteps) {
+        const valLoss = evaluateLoss(model, valBatches);
+        state.lastValLoss = valLoss;
+        improved = state.bestValLoss === null || valLoss < state.bestValLoss;
+        if (improved) {
+          state.bestValLoss = valLoss;
+          state.bestStep = step;
+          state.evalsWithoutImprovement = 0;
+        } else {
+          state.evalsWithoutImprovement++;
+          earlyStop = config.earlyStoppingPatience > 0 && state.evalsWithoutImprovement >= config.earlyStoppingPatience;
+        }
+        metrics.write({ type: 'eval', step, valLoss, perplexity: perplexity(valLoss), bestValLoss: state.bestValLoss, unigramBaseline: baseline });
+        events.scalars(step, { 'val/loss': valLoss, 'val/perplexity': perplexity(valLoss) });
+        progress.log(
+          `eval step ${step}: val loss ${valLoss.toFixed(4)} (perplexity ${perplexity(valLoss).toFixed(2)})  unigram baseline ${baseline.toFixed(4)}  ` +
+            `best ${fmt(state.bestValLoss)} at step ${state.bestStep}${improved ? ' (new best)' : ''}`,
+        );
+      }
+      if (step % config.saveInterval === 0 || epochEnded || step === totalSteps || improved || earlyStop || stopSignal) {
+        await save(improved);
+      }
+      if (stopSignal) throw new Interrupted(`stopped by ${stopSignal} at step ${step}; checkpoint saved in ${runDir}; continue with --resume`);
+      if (earlyStop) {
+        stoppedBy = 'early-stopping';
+        progress.log(`early stopping: no better val loss in ${config.earlyStoppingPatience} evaluations`);
+        break;
+      }
+      // Let signal handlers run between steps (the step itself is synchronous).
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    progress.finish({ step: `${step}/${totalSteps}` });
+    metrics.write({ type: 'stop', step, reason: stoppedBy, bestValLoss: state.bestValLoss, bestStep: state.bestStep });
+    return {
+      runDir,
+      backend,
+      steps: step,
+      stoppedBy,
+      bestValLoss: state.bestValLoss,
+      bestStep: state.bestStep,
+      lastValLoss: state.lastValLoss,
+      unigramBaseline: baseline,
+      parameterCount: model.countParameters(),
+    };
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    metrics.close();
+    events.close();
+    optimizer.dispose();
+    model.dispose();
+  }
+}
+
+/**
+ * A resumed run must not replace `best` with a worse model: when the run
+ * directory's best checkpoint is better than the state being resumed (e.g.
+ * resuming an older step), keep it as the mark to beat.
+ */
+function adoptRunBest(runDir: string, state: TrainState): void {
+  const bestDir = readPointer(runDir, 'best');
+  if (!bestDir) return;
+  const s = readManifest(bestDir).trainState;
+  const bestLoss = typeof s.bestValLoss === 'number' ? s.bestValLoss : null;
+  if (bestLoss !== null && (state.bestValLoss === null || bestLoss < state.bestValLoss)) {
+    state.bestValLoss = bestLoss;
+    state.bestStep = typeof s.bestStep === 'number' ? s.bestStep : null;
+  }
+}

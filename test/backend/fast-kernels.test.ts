@@ -1,0 +1,202 @@
+/**
+ * The native kernels (src/backend/fast-kernels.ts) against tfjs's reference cpu backend on random
+ * inputs, forward and gradients, at sizes that take the multi-threaded paths; and whole training
+ * runs with and without them. CI installs libopenblas0-pthread and a C++ compiler, so the fast
+ * path must be enabled here.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import seedrandom from 'seedrandom';
+import { broadcastPlan, registerFastKernels } from '../../src/backend/fast-kernels.js';
+import { repoRoot } from '../helpers.js';
+
+await tf.setBackend('wasm');
+const status = await registerFastKernels('wasm');
+
+const rng = seedrandom('gptmed-fast-kernels');
+function randomArray(n: number, lo = -2, hi = 2): Float32Array {
+  return Float32Array.from({ length: n }, () => lo + (hi - lo) * rng());
+}
+function sizeOf(shape: number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+/** Runs `fn` on the fast wasm kernels and on tfjs's cpu backend; returns both results' values. */
+async function onBoth(fn: () => tf.Tensor | tf.Tensor[]): Promise<{ fast: Float32Array[]; reference: Float32Array[] }> {
+  const run = (): Float32Array[] => {
+    const out = tf.tidy(fn);
+    const list = Array.isArray(out) ? out : [out];
+    const values = list.map((t) => Float32Array.from(t.dataSync()));
+    tf.dispose(list);
+    return values;
+  };
+  await tf.setBackend('wasm');
+  const fast = run();
+  await tf.setBackend('cpu');
+  const reference = run();
+  await tf.setBackend('wasm');
+  return { fast, reference };
+}
+
+function assertClose(actual: Float32Array, expected: Float32Array, what: string, rtol = 1e-4, atol = 1e-5): void {
+  assert.equal(actual.length, expected.length, `${what}: length`);
+  for (let i = 0; i < actual.length; i++) {
+    const a = actual[i]!, e = expected[i]!;
+    if (Number.isNaN(e)) {
+      assert.ok(Number.isNaN(a), `${what}[${i}]: ${a}, expected NaN`);
+      continue;
+    }
+    assert.ok(Math.abs(a - e) <= atol + rtol * Math.abs(e), `${what}[${i}]: ${a}, expected ${e}`);
+  }
+}
+
+async function check(what: string, fn: () => tf.Tensor | tf.Tensor[], rtol?: number, atol?: number): Promise<void> {
+  const { fast, reference } = await onBoth(fn);
+  fast.forEach((values, i) => assertClose(values, reference[i]!, `${what} #${i}`, rtol, atol));
+}
+
+test('the fast path is enabled on the wasm backend, and declined without a notice elsewhere', async () => {
+  assert.equal(status.enabled, true, status.notice);
+  assert.deepEqual(await registerFastKernels('cpu'), { enabled: false });
+});
+
+test('matrix products in every transposed, batched and broadcast form, with their gradients', async () => {
+  const cases: Array<{ a: number[]; b: number[]; ta: boolean; tb: boolean }> = [
+    { a: [67, 45], b: [45, 53], ta: false, tb: false },
+    { a: [45, 67], b: [45, 53], ta: true, tb: false },
+    { a: [67, 45], b: [53, 45], ta: false, tb: true },
+    { a: [45, 67], b: [53, 45], ta: true, tb: true },
+    { a: [2, 3, 40, 16], b: [2, 3, 40, 16], ta: false, tb: true },
+    { a: [2, 3, 40, 40], b: [2, 3, 40, 16], ta: true, tb: false },
+    { a: [2, 3, 40, 16], b: [16, 24], ta: false, tb: false },
+    { a: [40, 16], b: [4, 40, 24], ta: true, tb: false },
+    { a: [512, 96], b: [96, 320], ta: false, tb: false },
+  ];
+  for (const { a, b, ta, tb } of cases) {
+    const av = randomArray(sizeOf(a)), bv = randomArray(sizeOf(b));
+    await check(`matMul ${a} x ${b} ${ta} ${tb}`, () => {
+      const x = tf.tensor(av, a), y = tf.tensor(bv, b);
+      const product = tf.matMul(x, y, ta, tb);
+      if (a.length !== b.length) return [product]; // tfjs's BatchMatMul gradient does not un-broadcast
+      const weight = tf.tensor(randomArrayFrom(product.size), product.shape);
+      const grads = tf.grads((p: tf.Tensor, q: tf.Tensor) => tf.sum(tf.mul(tf.matMul(p, q, ta, tb), weight)))([x, y]);
+      return [product, ...grads];
+    }, 1e-4, 1e-4); // sums of up to 512 products of O(1) terms, in BLAS's order
+  }
+});
+
+/** Deterministic weights for a given size, the same on both backends. */
+function randomArrayFrom(n: number): Float32Array {
+  return Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37));
+}
+
+test('fused matMul with bias, and its gradients', async () => {
+  const av = randomArray(300 * 64), bv = randomArray(96 * 64), biasV = randomArray(96);
+  await check('fused matMul', () => {
+    const a = tf.tensor2d(av, [300, 64]), b = tf.tensor2d(bv, [96, 64]), bias = tf.tensor1d(biasV);
+    const weight = tf.tensor2d(randomArrayFrom(300 * 96), [300, 96]);
+    const out = tf.fused.matMul({ a, b, bias, transposeB: true });
+    const grads = tf.grads((p: tf.Tensor, q: tf.Tensor, r: tf.Tensor) =>
+      tf.sum(tf.mul(tf.fused.matMul({ a: p as tf.Tensor2D, b: q as tf.Tensor2D, bias: r, transposeB: true }), weight)))([a, b, bias]);
+    return [out, ...grads];
+  });
+});
+
+test('softmax over the last axis (attention and vocabulary sizes), with a masked row, and its gradient', async () => {
+  for (const shape of [[2, 4, 33, 33], [64, 8000]]) {
+    const xv = randomArray(sizeOf(shape), -6, 6);
+    xv.fill(-1e9, 1, shape.at(-1)!); // row 0 sees only its first position, as causal attention's first query
+    await check(`softmax ${shape}`, () => {
+      const x = tf.tensor(xv, shape);
+      const weight = tf.tensor(randomArrayFrom(x.size), shape);
+      return [tf.softmax(x), tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.softmax(t), weight)))(x)];
+    }, 1e-4, 1e-6);
+  }
+});
+
+test('element-wise functions, including exp far below and above zero', async () => {
+  const n = 300_000;
+  const wide = randomArray(n, -100, 88);
+  wide[0] = -1e9;
+  const positive = randomArray(n, 1e-3, 50);
+  // tfjs's cpu erf is Abramowitz & Stegun 7.1.26 (absolute error up to 1.5e-7); the addon's is libm's.
+  const ops: Array<[string, (t: tf.Tensor) => tf.Tensor, Float32Array]> = [
+    ['exp', tf.exp, wide], ['log', tf.log, positive], ['neg', tf.neg, wide], ['sqrt', tf.sqrt, positive],
+    ['rsqrt', tf.rsqrt, positive], ['square', tf.square, wide], ['erf', tf.erf, randomArray(n, -4, 4)],
+    ['tanh', tf.tanh, randomArray(n, -6, 6)],
+  ];
+  for (const [name, op, values] of ops) {
+    await check(name, () => op(tf.tensor1d(values)), 1e-5, name === 'erf' ? 2e-7 : 1e-30);
+  }
+});
+
+test('binary operations under every broadcast the model uses, and some it does not', async () => {
+  const pairs: Array<[number[], number[]]> = [
+    [[64, 50, 96], [64, 50, 96]], [[64, 50, 96], [96]], [[64, 50, 96], [64, 50, 1]], [[4, 1, 6], [1, 5, 1]],
+    [[64, 50, 96], []], [[], [64, 50, 96]], [[2, 4, 50, 50], [50, 50]], [[2, 3, 4, 5, 6], [3, 1, 5, 1]],
+  ];
+  for (const [sa, sb] of pairs) {
+    const av = randomArray(sizeOf(sa)), bv = randomArray(sizeOf(sb), 0.5, 2);
+    for (const op of [tf.add, tf.sub, tf.mul, tf.div]) {
+      await check(`${op.name} ${sa} ${sb}`, () => {
+        const a = tf.tensor(av, sa), b = tf.tensor(bv, sb);
+        return [op(a, b), ...tf.grads((p: tf.Tensor, q: tf.Tensor) => tf.sum(op(p, q)))([a, b])];
+      }, 1e-5, 2e-4); // gradients of a broadcast operand are sums of up to 3,200 terms, in another order
+
+    }
+  }
+});
+
+test('broadcast plans merge contiguous dimensions and give up beyond four', () => {
+  const plan = broadcastPlan([8, 4, 256, 256], [8, 4, 256, 256], [256, 256]);
+  assert.deepEqual(plan && [...plan.shape], [1, 1, 32, 65536]);
+  assert.deepEqual(plan && [...plan.stridesB], [0, 0, 0, 1]);
+  assert.equal(broadcastPlan([2, 3, 4, 5, 6], [2, 3, 4, 5, 6], [2, 1, 4, 1, 6]), null);
+});
+
+test('sums, maxima and means over leading, trailing and middle axes', async () => {
+  const shape = [48, 30, 70];
+  const xv = randomArray(sizeOf(shape));
+  for (const axis of [-1, 2, 0, [0, 1], [1, 2], 1]) {
+    for (const keepDims of [false, true]) {
+      await check(`reductions ${axis} ${keepDims}`, () => {
+        const x = tf.tensor(xv, shape);
+        return [tf.sum(x, axis, keepDims), tf.max(x, axis, keepDims), tf.mean(x, axis, keepDims)];
+      }, 1e-5, 1e-4);
+    }
+  }
+});
+
+test('transposes, splits, concatenations and copies', async () => {
+  const shape = [4, 40, 6, 16];
+  const xv = randomArray(sizeOf(shape));
+  await check('data movement', () => {
+    const x = tf.tensor(xv, shape);
+    const [q, k, v] = tf.split(x.reshape([4, 40, 96]), 3, 2);
+    const uneven = tf.split(x.reshape([160, 96]), [10, 50, 36], 1);
+    return [
+      tf.transpose(x, [0, 2, 1, 3]), tf.transpose(x, [2, 0, 1, 3]), tf.transpose(x, [1, 0, 3, 2]),
+      q!, k!, v!, ...uneven, tf.concat(uneven, 1), tf.concat([q!, v!], -1), tf.concat([q!, k!], 0), tf.clone(x),
+    ];
+  }, 0, 0);
+});
+
+test('50 training steps: the loss with the fast kernels is within 1e-3 of the stock wasm kernels', () => {
+  const run = (env: NodeJS.ProcessEnv): { loss: number; backendLine: string } => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', path.join('test', 'backend', 'train-steps.ts'), '50'], {
+      cwd: repoRoot, encoding: 'utf8', env: { ...process.env, ...env },
+    });
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { loss: number; backendLine: string };
+  };
+  const fast = run({ GPTMED_FAST_KERNELS: '1' });
+  const stock = run({ GPTMED_FAST_KERNELS: '0' });
+  assert.match(fast.backendLine, /with native BLAS kernels/);
+  assert.match(stock.backendLine, /fast CPU kernels off \(GPTMED_FAST_KERNELS=0\)/);
+  assert.ok(stock.loss < 4.5, `training should learn the bytes' statistics (loss ${stock.loss}, ln 256 = 5.55)`);
+  assert.ok(Math.abs(fast.loss - stock.loss) <= 1e-3, `fast ${fast.loss} vs stock ${stock.loss}`);
+});
