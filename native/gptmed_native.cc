@@ -203,12 +203,6 @@ napi_value OpenBlas(napi_env env, napi_callback_info info) {
   throw ArgError{"no BLAS library with cblas_sgemm could be loaded (tried " + tried + ")"};
 }
 
-napi_value Threads(napi_env env, napi_callback_info) {
-  napi_value result;
-  napi_create_int32(env, pool->threads(), &result);
-  return result;
-}
-
 // ---- gemm: C[b] = op(A[b]) · op(B[b]) (+ bias), b < batch --------------------------------
 // gemm(a, b, c, bias|null, batch, m, n, k, transA, transB, strideA, strideB) with c contiguous
 // [batch, m, n]; a stride of 0 broadcasts that operand over the batch.
@@ -326,6 +320,61 @@ napi_value SoftmaxGrad(napi_env env, napi_callback_info info) {
 }
 
 
+// ---- cross-entropy fused with softmax, over rows of logits -----------------------------------
+// crossEntropy(logits, targets, weights, loss, logZ, rows, cols): logZ[r] = log Σ_j exp(x[r, j]) and
+// loss[r] = weights[r] · (logZ[r] − x[r, targets[r]]). No [rows, cols] temporary: the output layer's
+// softmax over the vocabulary is the largest tensor of a step.
+napi_value CrossEntropy(napi_env env, napi_callback_info info) {
+  Args<7> a(env, info);
+  const int64_t rows = Int(env, a[5], "rows"), cols = Int(env, a[6], "cols");
+  const float* x = F32(env, a[0], rows * cols, "logits");
+  const int32_t* targets = I32(env, a[1], rows, "targets");
+  const float* w = F32(env, a[2], rows, "weights");
+  float* loss = F32(env, a[3], rows, "loss");
+  float* logZ = F32(env, a[4], rows, "logZ");
+  for (int64_t r = 0; r < rows; r++) {
+    if (targets[r] < 0 || targets[r] >= cols) throw ArgError{"crossEntropy: target out of range"};
+  }
+  ParallelFor(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, cols)), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) {
+      const float* xr = x + r * cols;
+      float max = -INFINITY;
+      for (int64_t j = 0; j < cols; j++) max = std::max(max, xr[j]);
+      float sum = 0.f;
+      for (int64_t j = 0; j < cols; j++) sum += ExpApprox(xr[j] - max);
+      logZ[r] = max + std::log(sum);
+      loss[r] = w[r] * (logZ[r] - xr[targets[r]]);
+    }
+  });
+  return Undefined(env);
+}
+
+// crossEntropyGrad(logits, logZ, targets, rowScale, dx, rows, cols):
+// dx[r, j] = (exp(x[r, j] − logZ[r]) − [j = targets[r]]) · rowScale[r].
+napi_value CrossEntropyGrad(napi_env env, napi_callback_info info) {
+  Args<7> a(env, info);
+  const int64_t rows = Int(env, a[5], "rows"), cols = Int(env, a[6], "cols");
+  const float* x = F32(env, a[0], rows * cols, "logits");
+  const float* logZ = F32(env, a[1], rows, "logZ");
+  const int32_t* targets = I32(env, a[2], rows, "targets");
+  const float* scale = F32(env, a[3], rows, "rowScale");
+  float* dx = F32(env, a[4], rows * cols, "dx");
+  for (int64_t r = 0; r < rows; r++) {
+    if (targets[r] < 0 || targets[r] >= cols) throw ArgError{"crossEntropyGrad: target out of range"};
+  }
+  ParallelFor(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, cols)), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) {
+      const float* xr = x + r * cols;
+      float* dr = dx + r * cols;
+      const float z = logZ[r], s = scale[r];
+      for (int64_t j = 0; j < cols; j++) dr[j] = ExpApprox(xr[j] - z) * s;
+      dr[targets[r]] -= s;
+    }
+  });
+  return Undefined(env);
+}
+
+
 enum UnaryOp { kExp = 0, kLog, kNeg, kSqrt, kRsqrt, kSquare, kErf, kTanh };
 
 GPTMED_CLONES void UnaryRange(int op, const float* x, float* y, int64_t n) {
@@ -413,6 +462,7 @@ enum ReduceOp { kSum = 0, kMax, kMean };
 napi_value ReduceInner(napi_env env, napi_callback_info info) {
   Args<5> a(env, info);
   const int64_t op = Int(env, a[0], "op"), rows = Int(env, a[3], "rows"), cols = Int(env, a[4], "cols");
+  if (op > kMean) throw ArgError{"reduceInner: unknown op"};
   const float* x = F32(env, a[1], rows * cols, "x");
   float* out = F32(env, a[2], rows, "out");
   ParallelFor(rows, std::max<int64_t>(1, 32768 / std::max<int64_t>(1, cols)), [&](int64_t b, int64_t e) {
@@ -442,6 +492,7 @@ napi_value ReduceInner(napi_env env, napi_callback_info info) {
 napi_value ReduceOuter(napi_env env, napi_callback_info info) {
   Args<5> a(env, info);
   const int64_t op = Int(env, a[0], "op"), rows = Int(env, a[3], "rows"), cols = Int(env, a[4], "cols");
+  if (op > kMean) throw ArgError{"reduceOuter: unknown op"};
   const float* x = F32(env, a[1], rows * cols, "x");
   float* out = F32(env, a[2], cols, "out");
   ParallelFor(cols, std::max<int64_t>(16, 32768 / std::max<int64_t>(1, rows)), [&](int64_t b, int64_t e) {
@@ -527,10 +578,11 @@ napi_value Init(napi_env env, napi_value exports) {
   }
   const napi_property_descriptor props[] = {
       {"openBlas", nullptr, Guarded<OpenBlas>, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"threads", nullptr, Guarded<Threads>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"gemm", nullptr, Guarded<Gemm>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"softmax", nullptr, Guarded<Softmax>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"softmaxGrad", nullptr, Guarded<SoftmaxGrad>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"crossEntropy", nullptr, Guarded<CrossEntropy>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"crossEntropyGrad", nullptr, Guarded<CrossEntropyGrad>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"permute", nullptr, Guarded<Permute>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"copyColumns", nullptr, Guarded<CopyColumns>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"unary", nullptr, Guarded<Unary>, nullptr, nullptr, nullptr, napi_default, nullptr},

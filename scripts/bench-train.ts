@@ -1,121 +1,175 @@
 /**
- * Training speed and memory on the backend in use: tokens/s and peak RSS of
- * full training steps (forward, backward, clipping, AdamW) of the presets at
- * vocab 8000, random tokens (speed does not depend on them). Each
- * configuration runs in its own process, so its peak RSS is its own. A
- * configuration that runs out of memory is retried with gradient accumulation
- * (the same batch in 2, then 4 micro-batches), and the table says so.
- *   scripts/bench-train [--steps 3] [--device auto|gpu|cpu|wasm] [--only tiny-256x8,small-256x8,small-512x16]
+ * Training speed and memory: tokens/s and peak RSS of gptmed's trainer step (TrainStep + AdamW, gradient
+ * clipping) on random tokens, for tiny and small at seq 256 batch 8 and small at seq 512 batch 16 (issue 4),
+ * on the backend in use. With --vs-torch, the same GPT in PyTorch (../shared/bench/torch_reference.py, run
+ * with /usr/bin/python3; needs python3-torch and libopenblas0-pthread) on the same configurations in the same
+ * run, with ratios (issue 6). Every measurement runs in its own process, so its peak RSS is its own; engines
+ * alternate within each repeat, and ranges over repeats are printed.
+ *   scripts/bench-train [--configs tiny-256x8,small-256x8,small-512x16] [--sizes tiny small] [--steps 5]
+ *                       [--warmup 2] [--repeats 1] [--micro-batches auto|N] [--device auto] [--vs-torch]
+ *   e.g. a quick check: scripts/bench-train --configs tiny-256x8 --steps 2 --warmup 1
+ * --micro-batches auto splits a batch as gptmed-train does (src/train/memory-fit.ts); GPTMED_FAST_KERNELS=0
+ * measures the stock wasm kernels instead of the native ones.
  */
 import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import seedrandom from 'seedrandom';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { devices, initBackend, type Device } from '../src/backend/index.js';
-import { GPT, loadPreset, type ModelSize } from '../src/model/index.js';
+import { GPT, hasFusedCrossEntropy, loadPreset, modelSizes, type ModelConfig, type ModelSize } from '../src/model/index.js';
 import type { Batch } from '../src/train/data.js';
+import { microBatchPlan } from '../src/train/memory-fit.js';
 import { AdamW } from '../src/train/optimizer.js';
 import { TrainStep } from '../src/train/step.js';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 interface BenchConfig {
   name: string;
   size: ModelSize;
-  seqLen: number;
+  seq: number;
   batch: number;
 }
 
 interface Measurement {
-  backend: string;
-  parameters: number;
-  tokensPerSec: number;
-  peakRssMb: number;
-  gradAccum: number;
+  engine: string;
+  tokens_per_s: number;
+  peak_rss_mb: number;
+  /** gptmed only: pieces each batch was split into. */
+  micro_batches?: number;
 }
 
-const configs: BenchConfig[] = [
-  { name: 'tiny-256x8', size: 'tiny', seqLen: 256, batch: 8 },
-  { name: 'small-256x8', size: 'small', seqLen: 256, batch: 8 },
-  { name: 'small-512x16', size: 'small', seqLen: 512, batch: 16 },
-];
-const vocabSize = 8000;
+function parseConfig(name: string): BenchConfig {
+  const m = /^(\w+)-(\d+)x(\d+)$/.exec(name);
+  if (!m || !(modelSizes as readonly string[]).includes(m[1]!)) throw new Error(`--configs: "${name}" is not SIZE-SEQxBATCH (e.g. small-512x16)`);
+  return { name, size: m[1] as ModelSize, seq: Number(m[2]), batch: Number(m[3]) };
+}
 
 const args = yargs(hideBin(process.argv))
-  .option('steps', { type: 'number', default: 3, describe: 'Timed steps per configuration (after one warm-up step)' })
+  .option('configs', { type: 'string', alias: 'only', default: 'tiny-256x8,small-256x8,small-512x16', describe: 'comma-separated SIZE-SEQxBATCH' })
+  .option('sizes', { type: 'array', choices: modelSizes, describe: 'keep only the configurations of these sizes' })
+  .option('vocab-size', { type: 'number', default: 8000 })
+  .option('dropout', { type: 'number', default: 0, describe: 'the PyTorch reference has none' })
+  .option('steps', { type: 'number', default: 5, describe: 'timed steps (the median counts)' })
+  .option('warmup', { type: 'number', default: 2, describe: 'untimed steps first' })
+  .option('repeats', { type: 'number', default: 1, describe: 'measurements per engine and configuration' })
+  .option('micro-batches', { type: 'string', default: 'auto', describe: "split each batch (gradient accumulation): 'auto' as gptmed-train does, or a number" })
   .option('device', { choices: devices, default: 'auto' as Device })
-  .option('only', { type: 'string', describe: `Comma-separated subset of ${configs.map((c) => c.name).join(',')}` })
-  .option('child', { type: 'string', hidden: true })
-  .option('grad-accum', { type: 'number', default: 1, hidden: true })
+  .option('vs-torch', { type: 'boolean', default: false, describe: 'also run torch_reference.py and print ratios' })
+  .option('torch-reference', { type: 'string', default: path.resolve(repoRoot, '..', 'shared', 'bench', 'torch_reference.py') })
+  .option('child', { type: 'string', hidden: true, describe: 'measure this configuration in this process' })
   .strict()
   .parseSync();
 
-/** Random batches of `rows` rows, `seqLen` positions each, every target counted. */
-function randomBatches(n: number, rows: number, seqLen: number, rng: () => number): Batch[] {
-  return Array.from({ length: n }, () => {
-    const size = rows * seqLen;
-    const x = Int32Array.from({ length: size }, () => Math.floor(rng() * vocabSize));
-    const y = Int32Array.from({ length: size }, () => Math.floor(rng() * vocabSize));
-    return { rows, T: seqLen, x, y, weights: new Float32Array(size).fill(1), targets: size };
-  });
-}
-
-/** One configuration, in this process: prints a Measurement as JSON. */
-async function measure(config: BenchConfig, steps: number, device: Device, gradAccum: number): Promise<Measurement> {
-  const backend = await initBackend(device);
-  const model = new GPT({ ...loadPreset(config.size), vocabSize, dropout: 0.1 }, { seed: 1 });
-  const optimizer = new AdamW(model.parameters(), { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.01 });
-  const step = new TrainStep(model, optimizer, 1.0);
-  const rng = seedrandom('bench-train');
-  const micro = randomBatches(gradAccum, config.batch / gradAccum, config.seqLen, rng);
-  step.run(micro, 1e-4, 'warmup');
-  const t0 = performance.now();
-  let tokens = 0;
-  for (let i = 0; i < steps; i++) tokens += step.run(micro, 1e-4, `bench:${i}`).tokens;
-  const seconds = (performance.now() - t0) / 1000;
+/** One process, one configuration: time the trainer's step and report tokens/s and peak RSS. */
+async function measureHere(config: BenchConfig): Promise<Measurement> {
+  const backend = await initBackend(args.device);
+  const modelConfig: ModelConfig = { ...loadPreset(config.size), vocabSize: args.vocabSize, dropout: args.dropout };
+  modelConfig.maxSeqLen = Math.max(modelConfig.maxSeqLen, config.seq);
+  const model = new GPT(modelConfig, { seed: 0 });
+  const step = new TrainStep(model, new AdamW(model.parameters(), { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.01 }), 1.0);
+  const plan = args.microBatches === 'auto'
+    ? microBatchPlan(modelConfig, config.batch, config.seq, backend.backend, hasFusedCrossEntropy())
+    : { pieces: Number(args.microBatches), rows: config.batch / Number(args.microBatches) };
+  if (!Number.isInteger(plan.rows) || plan.rows < 1) throw new Error(`batch ${config.batch} does not split into ${args.microBatches} micro-batches`);
+  const rng = seedrandom(`bench-train:${config.name}`);
+  const n = plan.rows * config.seq;
+  const tokens = (): Int32Array => Int32Array.from({ length: n }, () => Math.floor(rng() * args.vocabSize));
+  const microBatches: Batch[] = Array.from({ length: plan.pieces }, () => ({
+    rows: plan.rows, T: config.seq, x: tokens(), y: tokens(), weights: new Float32Array(n).fill(1), targets: n,
+  }));
+  const times: number[] = [];
+  for (let i = 0; i < args.warmup + args.steps; i++) {
+    const t0 = performance.now();
+    step.run(microBatches, 3e-4, `bench-${i}`);
+    if (i >= args.warmup) times.push((performance.now() - t0) / 1000);
+  }
+  times.sort((a, b) => a - b);
+  const median = times[Math.floor(times.length / 2)]!;
   return {
-    backend: backend.label,
-    parameters: model.countParameters(),
-    tokensPerSec: tokens / seconds,
-    peakRssMb: process.resourceUsage().maxRSS / 1024,
-    gradAccum,
+    // The backend's name and whether the native kernels run, without the reasons it was chosen.
+    engine: `gptmed ${backend.line.replace(/^backend: (.*?) \(.*\)/, '$1')}`,
+    tokens_per_s: Math.round((config.batch * config.seq) / median),
+    peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
+    micro_batches: plan.pieces,
   };
 }
 
-/** Run one configuration in a child process; retry with more micro-batches when it runs out of memory. */
-function runIsolated(config: BenchConfig): Measurement | string {
-  let failure = '';
-  for (const gradAccum of [1, 2, 4]) {
-    if (config.batch % gradAccum !== 0) continue;
-    const r = spawnSync(
-      process.execPath,
-      ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', config.name, '--steps', String(args.steps), '--device', args.device, '--grad-accum', String(gradAccum)],
-      { encoding: 'utf8', maxBuffer: 16 << 20 },
-    );
-    const last = r.stdout.trim().split('\n').pop() ?? '';
-    if (r.status === 0 && last.startsWith('{')) return JSON.parse(last) as Measurement;
-    failure = (r.stderr.split('\n').find((l) => /memory|Abort|RangeError|out of bounds/i.test(l)) ?? `exit ${r.status}`).slice(0, 120);
-  }
-  return `failed: ${failure}`;
+function lastJsonLine(stdout: string, what: string): Measurement {
+  const line = stdout.trim().split('\n').at(-1);
+  if (!line?.startsWith('{')) throw new Error(`${what} printed no result`);
+  return JSON.parse(line) as Measurement;
 }
 
+/** The one line of a failed child worth showing (the wasm heap's overflow, an error message). */
+function failureLine(stderr: string, status: number | null): string {
+  const lines = stderr.split('\n');
+  return (lines.find((l) => /memory|Abort|RangeError|out of bounds|Error:/i.test(l)) ?? `exit ${status}`).trim().slice(0, 160);
+}
+
+function runGptmed(config: BenchConfig): Measurement | string {
+  const forwarded = ['--steps', args.steps, '--warmup', args.warmup, '--vocab-size', args.vocabSize, '--dropout', args.dropout,
+    '--micro-batches', args.microBatches, '--device', args.device].map(String);
+  const r = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', config.name, ...forwarded],
+    { encoding: 'utf8', cwd: repoRoot, maxBuffer: 16 << 20 });
+  if (r.status !== 0) return `failed: ${failureLine(r.stderr, r.status)}`;
+  return lastJsonLine(r.stdout, 'gptmed measurement');
+}
+
+function runTorch(config: BenchConfig): Measurement | string {
+  const r = spawnSync('/usr/bin/python3', [args.torchReference, '--size', config.size, '--vocab', String(args.vocabSize), '--seq', String(config.seq),
+    '--batch', String(config.batch), '--steps', String(args.steps), '--warmup', String(args.warmup)], { encoding: 'utf8' });
+  if (r.status !== 0) return `failed (needs python3-torch and libopenblas0-pthread): ${failureLine(r.stderr || r.error?.message || '', r.status)}`;
+  const m = lastJsonLine(r.stdout, args.torchReference) as Measurement & { threads: number; version: string };
+  return { ...m, engine: `torch ${m.version}, ${m.threads} thread(s)` };
+}
+
+const range = (values: number[], digits = 0): string => {
+  const lo = Math.min(...values), hi = Math.max(...values);
+  return lo === hi ? lo.toFixed(digits) : `${lo.toFixed(digits)}-${hi.toFixed(digits)}`;
+};
+
+function report(label: string, results: Array<Measurement | string>): Measurement[] {
+  const ok = results.filter((m): m is Measurement => typeof m !== 'string');
+  for (const failure of results.filter((m): m is string => typeof m === 'string')) console.log(`${label}: ${failure}`);
+  if (ok.length === 0) return ok;
+  const split = ok[0]!.micro_batches && ok[0]!.micro_batches > 1 ? ` (as ${ok[0]!.micro_batches} micro-batches)` : '';
+  console.log(`${label}: ${ok[0]!.engine}: ${range(ok.map((m) => m.tokens_per_s))} tokens/s${split}, peak RSS ${range(ok.map((m) => m.peak_rss_mb))} MB`);
+  return ok;
+}
+
+let configs = args.configs.split(',').map((s) => parseConfig(s.trim()));
+if (args.sizes) configs = configs.filter((c) => (args.sizes as string[]).includes(c.size));
+
 if (args.child) {
-  const config = configs.find((c) => c.name === args.child)!;
-  process.stdout.write(`${JSON.stringify(await measure(config, args.steps, args.device, args.gradAccum))}\n`);
+  console.log(JSON.stringify(await measureHere(parseConfig(args.child))));
 } else {
-  const chosen = args.only ? configs.filter((c) => args.only!.split(',').includes(c.name)) : configs;
-  console.log(`bench-train: ${args.steps} timed steps per configuration after one warm-up, vocab ${vocabSize}, AdamW, dropout 0.1`);
-  console.log('config          parameters   tokens/s   peak RSS   backend');
-  // A reference measured in the same run (e.g. PyTorch on the same shapes) belongs beside each row: measure it
-  // per config here and print tokens/s and the ratio in extra columns.
-  for (const config of chosen) {
-    const m = runIsolated(config);
-    if (typeof m === 'string') {
-      console.log(`${config.name.padEnd(15)} ${m}`);
-      continue;
+  if (args.vsTorch && !fs.existsSync(args.torchReference)) throw new Error(`--vs-torch: ${args.torchReference} not found; give --torch-reference PATH`);
+  console.log(`bench-train: vocab ${args.vocabSize}, dropout ${args.dropout}, AdamW + clipping, random tokens; median of ${args.steps} steps after ${args.warmup} warm-up; ` +
+    `${args.repeats} repeat(s)${args.vsTorch ? ', engines alternating' : ''}`);
+  for (const config of configs) {
+    const ours: Array<Measurement | string> = [], torch: Array<Measurement | string> = [];
+    for (let r = 0; r < args.repeats; r++) {
+      // Alternate which engine goes first, so neither always meets the same background load.
+      const order = r % 2 === 0 ? ['gptmed', 'torch'] : ['torch', 'gptmed'];
+      for (const engine of order) {
+        if (engine === 'gptmed') ours.push(runGptmed(config));
+        else if (args.vsTorch) torch.push(runTorch(config));
+      }
     }
-    const accum = m.gradAccum > 1 ? ` (batch as ${m.gradAccum} micro-batches: it does not fit at once)` : '';
-    console.log(
-      `${config.name.padEnd(15)} ${m.parameters.toLocaleString('en-US').padStart(10)} ${m.tokensPerSec.toFixed(1).padStart(10)} ${`${m.peakRssMb.toFixed(0)} MB`.padStart(10)}   ${m.backend}${accum}`,
-    );
+    const label = `${config.name} (${config.size}, seq ${config.seq}, batch ${config.batch})`;
+    report(label, ours);
+    if (!args.vsTorch) continue;
+    report(label, torch);
+    // Ratios per repeat pair, where both engines succeeded.
+    const pairs = ours.flatMap((m, i) => (typeof m !== 'string' && typeof torch[i] !== 'string' ? [[m, torch[i] as Measurement] as const] : []));
+    if (pairs.length === 0) continue;
+    const speed = pairs.map(([a, b]) => a.tokens_per_s / b.tokens_per_s);
+    const rss = pairs.map(([a, b]) => a.peak_rss_mb / b.peak_rss_mb);
+    const verdict = speed.every((x) => x >= 1) ? 'at or above parity' : speed.every((x) => x >= 0.5) ? `at or above the 0.5x milestone, ${range(speed.map((x) => Math.max(0, 1 - x)), 2)} short of 1.0x` : 'below the 0.5x milestone';
+    console.log(`${label}: ratio gptmed/torch: tokens/s ${range(speed, 2)}x (${verdict}), peak RSS ${range(rss, 2)}x`);
   }
 }

@@ -32,9 +32,20 @@ interface KernelArgs {
 export const fastKernelsSwitch = 'GPTMED_FAST_KERNELS';
 
 const softmaxGradKernel = 'GptmedSoftmaxGrad';
+/**
+ * Softmax cross-entropy fused over rows (src/model/loss.ts uses them where registered): inputs logits
+ * [rows, cols], targets [rows] int32, weights [rows]; outputs the weighted loss per row and logZ [rows].
+ */
+export const crossEntropyKernel = 'GptmedCrossEntropy';
+/** Its gradient: inputs logits, logZ, targets, rowScale [rows]; output d loss / d logits [rows, cols]. */
+export const crossEntropyGradKernel = 'GptmedCrossEntropyGrad';
 
 function f32(backend: WasmHeapBackend, info: TensorInfo): Float32Array {
   return backend.typedArrayFromHeap(info) as Float32Array;
+}
+
+function i32(backend: WasmHeapBackend, info: TensorInfo): Int32Array {
+  return backend.typedArrayFromHeap(info) as Int32Array;
 }
 
 function input(inputs: NamedTensorInfoMap, name: string): TensorInfo {
@@ -326,6 +337,30 @@ function kernelConfigs(native: NativeKernels, backendName: string): KernelConfig
         const out = backend.makeOutput(y.shape, 'float32');
         native.softmaxGrad(f32(backend, dy), f32(backend, y), f32(backend, out), size(y.shape) / cols, cols);
         return out;
+      },
+    },
+    {
+      kernelName: crossEntropyKernel,
+      backendName,
+      kernelFunc: (args) => {
+        const { inputs, backend } = args as unknown as KernelArgs;
+        const logits = input(inputs, 'logits'), targets = input(inputs, 'targets'), weights = input(inputs, 'weights');
+        const [rows, cols] = logits.shape as [number, number];
+        const loss = backend.makeOutput([rows], 'float32'), logZ = backend.makeOutput([rows], 'float32');
+        native.crossEntropy(f32(backend, logits), i32(backend, targets), f32(backend, weights), f32(backend, loss), f32(backend, logZ), rows, cols);
+        return [loss, logZ];
+      },
+    },
+    {
+      kernelName: crossEntropyGradKernel,
+      backendName,
+      kernelFunc: (args) => {
+        const { inputs, backend } = args as unknown as KernelArgs;
+        const logits = input(inputs, 'logits'), logZ = input(inputs, 'logZ'), targets = input(inputs, 'targets'), rowScale = input(inputs, 'rowScale');
+        const [rows, cols] = logits.shape as [number, number];
+        const dx = backend.makeOutput([rows, cols], 'float32');
+        native.crossEntropyGrad(f32(backend, logits), f32(backend, logZ), i32(backend, targets), f32(backend, rowScale), f32(backend, dx), rows, cols);
+        return dx;
       },
     },
   ];

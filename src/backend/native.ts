@@ -11,8 +11,6 @@ import { fileURLToPath } from 'node:url';
 export interface NativeKernels {
   /** Loads the first of these shared libraries that exports cblas_sgemm; returns its name or throws. */
   openBlas(candidates: string[]): string;
-  /** How many threads the addon's kernels use. */
-  threads(): number;
   /**
    * c[i] = op(a[i]) · op(b[i]) (+ bias) for i < batch, op = transpose where asked; c is [batch, m, n];
    * a stride of 0 uses the same matrix for every i.
@@ -26,6 +24,13 @@ export interface NativeKernels {
   softmax(x: Float32Array, y: Float32Array, rows: number, cols: number): void;
   /** dx = y · (dy − Σ dy·y) per row: the softmax gradient from its output y. */
   softmaxGrad(dy: Float32Array, y: Float32Array, dx: Float32Array, rows: number, cols: number): void;
+  /**
+   * Softmax cross-entropy per row, without a [rows, cols] temporary: logZ[r] = log Σ exp(logits[r, ·]),
+   * loss[r] = weights[r] · (logZ[r] − logits[r, targets[r]]).
+   */
+  crossEntropy(logits: Float32Array, targets: Int32Array, weights: Float32Array, loss: Float32Array, logZ: Float32Array, rows: number, cols: number): void;
+  /** Its gradient: dx[r, j] = (exp(logits[r, j] − logZ[r]) − [j = targets[r]]) · rowScale[r]. */
+  crossEntropyGrad(logits: Float32Array, logZ: Float32Array, targets: Int32Array, rowScale: Float32Array, dx: Float32Array, rows: number, cols: number): void;
   /**
    * y = x with axes reordered (y's axis i is x's axis perm[i]); shape is x's, padded to 4
    * dimensions; perm[3] must be 3 (rows of the last axis move whole).

@@ -52,7 +52,8 @@ function configure(y: Argv, scriptName: string): Argv {
       // Usage errors (unknown flag, missing argument, bad choice, a failed .check()) come from
       // yargs itself, as a message or as its own YError; anything else is the handler's to report.
       if (err && err.name !== 'YError') throw err;
-      throw new UserError(`${msg ?? err?.message} (see ${scriptName} --help)`, 2);
+      const text = (msg ?? err?.message ?? 'bad usage').replace(/\s*\n\s*/g, ' ');
+      throw new UserError(`${text} (see ${scriptName} --help)`, 2);
     });
 }
 

@@ -1,5 +1,5 @@
 /** gptmed-convert: CSV, TSV, JSON, JSONL or SQLite to Q&A text. */
-import { convertFile, formatSummary, INPUT_FORMATS, type InputFormat } from '../convert/index.js';
+import { convertFile, formatSummary, INPUT_FORMATS } from '../convert/index.js';
 import { defineCommand } from './command.js';
 
 export const convertCommand = defineCommand({
@@ -37,7 +37,7 @@ export const convertCommand = defineCommand({
     const summary = await convertFile({
       input: args.input,
       output: args.output,
-      format: args.format as InputFormat | undefined,
+      format: args.format,
       header: args.header,
       questionCol: args.questionCol,
       answerCol: args.answerCol,

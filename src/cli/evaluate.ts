@@ -52,7 +52,7 @@ export const evaluateCommand = defineCommand({
     }
   },
   examples: [
-    ['gptmed-evaluate --checkpoint model/checkpoints --data data/tokenized/test.qa.txt', 'score the best checkpoint on the held-out pairs'],
+    ['gptmed-evaluate --checkpoint checkpoints/default --data data/tokenized/test.qa.txt', 'score the best checkpoint on the held-out pairs'],
     ['gptmed-evaluate --data held_out.qa.txt --limit 50 -o eval.jsonl --force', 'the first 50 pairs, answers to eval.jsonl'],
   ],
 });

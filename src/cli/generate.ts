@@ -166,7 +166,7 @@ export const generateCommand = defineCommand({
   },
   examples: [
     ['gptmed-generate --prompt "What is Python?"', 'answer one question with the best checkpoint'],
-    ['gptmed-generate --checkpoint model/checkpoints --preset creative --num-samples 3 -p "Why is the sky blue?"', 'three creative answers'],
+    ['gptmed-generate --checkpoint checkpoints/default --preset creative --num-samples 3 -p "Why is the sky blue?"', 'three creative answers'],
     ['gptmed-generate --input-file questions.txt -o answers.jsonl', 'answer a file of questions, one a line'],
     ['gptmed-generate --interactive --stream', 'a question loop, answers printed as they come'],
   ],

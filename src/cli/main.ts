@@ -1,25 +1,25 @@
-/** The table of commands: each binary and the umbrella `gptmed` run from here. */
+/**
+ * The table of commands: each binary and the umbrella `gptmed` run from here.
+ * Command modules load on demand, so a binary pays only for its own stage
+ * (tfjs alone costs a second and tens of MB at start).
+ */
 import { runBinary, runUmbrella, type GptmedCommand } from './command.js';
-import { convertCommand } from './convert.js';
-import { trainTokenizerCommand } from './train-tokenizer.js';
-import { tokenizeCommand } from './tokenize.js';
-import { trainCommand } from './train.js';
-import { generateCommand } from './generate.js';
-import { evaluateCommand } from './evaluate.js';
 
-export const commands: GptmedCommand[] = [
-  convertCommand,
-  trainTokenizerCommand,
-  tokenizeCommand,
-  trainCommand,
-  generateCommand,
-  evaluateCommand,
-];
+const commandLoaders: Record<string, () => Promise<GptmedCommand>> = {
+  convert: async () => (await import('./convert.js')).convertCommand,
+  'train-tokenizer': async () => (await import('./train-tokenizer.js')).trainTokenizerCommand,
+  tokenize: async () => (await import('./tokenize.js')).tokenizeCommand,
+  train: async () => (await import('./train.js')).trainCommand,
+  generate: async () => (await import('./generate.js')).generateCommand,
+  evaluate: async () => (await import('./evaluate.js')).evaluateCommand,
+};
 
 /** Entry for bin/gptmed-<name>.js, or the umbrella when no name is given. */
 export async function start(name?: string): Promise<void> {
-  if (name === undefined) return runUmbrella(commands);
-  const cmd = commands.find((c) => c.name === name);
-  if (!cmd) throw new Error(`unknown command ${name}`);
-  return runBinary(cmd);
+  if (name === undefined) {
+    return runUmbrella(await Promise.all(Object.values(commandLoaders).map((load) => load())));
+  }
+  const load = commandLoaders[name];
+  if (!load) throw new Error(`unknown command ${name}`);
+  return runBinary(await load());
 }

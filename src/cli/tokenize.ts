@@ -1,5 +1,4 @@
-/** gptmed-tokenize: flags in, tokenizeDataset() out. */
-import { tokenizeDataset } from '../dataset/tokenize.js';
+/** gptmed-tokenize: flags in, tokenizeDataset() out (loaded on use: it pulls in the SentencePiece wasm). */
 import { defineCommand } from './command.js';
 
 export const tokenizeCommand = defineCommand({
@@ -20,6 +19,7 @@ export const tokenizeCommand = defineCommand({
       .option('force', { type: 'boolean', default: false, describe: 'replace an existing output directory' })
       .option('quiet', { type: 'boolean', default: false, describe: 'no progress output' }),
   handler: async (args) => {
+    const { tokenizeDataset } = await import('../dataset/tokenize.js');
     const meta = await tokenizeDataset({
       input: args.input,
       tokenizer: args.tokenizer,

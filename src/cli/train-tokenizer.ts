@@ -1,5 +1,5 @@
-/** gptmed-train-tokenizer: flags in, trainTokenizer() out. */
-import { trainTokenizer, type InputFormat, type Normalization } from '../tokenizer/train.js';
+/** gptmed-train-tokenizer: flags in, trainTokenizer() out (loaded on use, so other commands start fast). */
+import type { InputFormat, Normalization } from '../tokenizer/train.js';
 import { defineCommand } from './command.js';
 
 export const trainTokenizerCommand = defineCommand({
@@ -19,6 +19,7 @@ export const trainTokenizerCommand = defineCommand({
       .option('force', { type: 'boolean', default: false, describe: 'overwrite existing output files' })
       .option('quiet', { type: 'boolean', default: false, describe: 'no progress output' }),
   handler: async (args) => {
+    const { trainTokenizer } = await import('../tokenizer/train.js');
     const r = await trainTokenizer({
       input: args.input,
       outputPrefix: args.outputPrefix,

@@ -50,8 +50,8 @@ export const trainCommand = defineCommand({
       .conflicts('force', ['resume', 'resume-from']),
   examples: [
     ['gptmed-train --model-size tiny --train-data data/tokenized/train.npy --val-data data/tokenized/val.npy', 'train the tiny preset'],
-    ['gptmed-train --model-size small --num-epochs 10 --batch-size 16 --learning-rate 3e-4 --checkpoint-dir model/checkpoints', 'gptmed-style run'],
-    ['gptmed-train --resume --checkpoint-dir model/checkpoints', 'continue an interrupted run where it stopped'],
+    ['gptmed-train --model-size small --num-epochs 10 --batch-size 16 --learning-rate 3e-4 --checkpoint-dir checkpoints/default', 'gptmed-style run'],
+    ['gptmed-train --resume --checkpoint-dir checkpoints/default', 'continue an interrupted run where it stopped'],
     ['gptmed-train --config my-model.json --d-model 192 --quick-test', 'a custom model size, a short smoke run'],
   ],
   handler: async (args) => {

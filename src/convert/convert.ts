@@ -12,7 +12,7 @@ import { checkInputFile, looksBinary } from '../common/input.js';
 import { Progress } from '../common/progress.js';
 import { readJson, readJsonl } from './json.js';
 import { formatQaPair, normalizeField, normalizePair, type QaPair } from './qa-format.js';
-import type { RowSource } from './rows.js';
+import { STREAM_CHUNK_BYTES, type RowSource } from './rows.js';
 import { ShuffleSpool } from './shuffle.js';
 import { isSqliteFile, readSqlite } from './sqlite.js';
 import { hasAnkiHeader, readTable } from './table.js';
@@ -149,7 +149,7 @@ class OutputBuffer {
   write(text: string): void {
     this.parts.push(text);
     this.length += text.length;
-    if (this.length >= 1 << 20) this.flush();
+    if (this.length >= STREAM_CHUNK_BYTES) this.flush();
   }
   flush(): void {
     if (this.parts.length === 0) return;

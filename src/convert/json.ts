@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import { UserError } from '../common/errors.js';
 import { isJsonObject, looksLikeRecord, recordRow, type FieldNames } from './records.js';
-import type { Row, RowSource } from './rows.js';
+import { STREAM_CHUNK_BYTES, type Row, type RowSource } from './rows.js';
 
 /** JSON.parse's message on one line, with the line and column when it gives a position. */
 function jsonErrorDetail(err: unknown, text: string): { line?: number; detail: string } {
@@ -98,7 +98,7 @@ export function readJsonl(file: string, names: FieldNames): RowSource {
       }
       return rows;
     };
-    stream = fs.createReadStream(file, { encoding: 'utf8', highWaterMark: 1 << 20 });
+    stream = fs.createReadStream(file, { encoding: 'utf8', highWaterMark: STREAM_CHUNK_BYTES });
     for await (const chunk of stream) {
       const lines = (carry + (chunk as string)).split('\n');
       carry = lines.pop() ?? '';

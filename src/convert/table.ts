@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import { chooseColumns, type ColumnChoice } from './columns.js';
 import { DelimitedParser, type DelimitedRecord } from './delimited.js';
 import { stripHtml } from './html.js';
-import type { Row, RowSource } from './rows.js';
+import { STREAM_CHUNK_BYTES, type Row, type RowSource } from './rows.js';
 
 export interface TableOptions {
   /** ',' for CSV, '\t' for TSV; an Anki `#separator:` line overrides it. */
@@ -135,7 +135,7 @@ export function readTable(file: string, opts: TableOptions): RowSource {
       return rows;
     };
 
-    stream = fs.createReadStream(file, { encoding: 'utf8', start: anki.bytes, highWaterMark: 1 << 20 });
+    stream = fs.createReadStream(file, { encoding: 'utf8', start: anki.bytes, highWaterMark: STREAM_CHUNK_BYTES });
     for await (const chunk of stream) yield toRows(parser.push(chunk as string));
     yield toRows(parser.end());
   }

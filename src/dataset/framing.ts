@@ -7,7 +7,7 @@
  * The prompt ends at "A:" with no trailing space; the answer's first piece
  * starts with "▁" (the space), and no piece spans a "▁" boundary, so the
  * prompt's ids are an exact prefix of the pair's ids (test/dataset/framing.test.ts
- * checks this, and the piecewise encoding below, on every pair of real data).
+ * checks this, and the two-part encoding below, on every pair of real data).
  */
 import type { QaPair } from '../convert/qa-format.js';
 import { UserError } from '../common/errors.js';
@@ -42,21 +42,19 @@ export function encodePrompt(tok: Tokenizer, question: string): number[] {
 }
 
 /**
- * Whether a pair can be encoded piecewise (prompt, then the answer line by
- * line) with the same result as encoding its whole text: true for the
- * tokenizers gptmed trains in Q&A mode, where no piece crosses a "\n" or
- * starts a word after a "▁". Shorter strings are much faster to encode.
+ * Whether a pair can be encoded in two calls (prompt, then " " + answer) with
+ * the same result as its whole text: true for SentencePiece models, where no
+ * piece spans the "▁" that starts the answer, unless a custom normalizer
+ * treats a leading space differently. Checked once per tokenizer on a probe.
  */
-const piecewiseSafe = new WeakMap<Tokenizer, boolean>();
-function canEncodePiecewise(tok: Tokenizer): boolean {
-  let safe = piecewiseSafe.get(tok);
+const twoPartSafe = new WeakMap<Tokenizer, boolean>();
+function canEncodeInTwoParts(tok: Tokenizer): boolean {
+  let safe = twoPartSafe.get(tok);
   if (safe === undefined) {
-    const nl = tok.encode('\n');
-    const probe: QaPair = { question: 'Why so?', answer: 'Line one,\n  two.\n\nThree' };
-    const whole = tok.encode(pairText(probe));
-    const parts = [...tok.encode(promptText(probe.question)), ...tok.encode(' Line one,'), ...nl, ...tok.encode('  two.'), ...nl, ...nl, ...tok.encode('Three')];
-    safe = nl.length === 1 && whole.join() === parts.join();
-    piecewiseSafe.set(tok, safe);
+    const probe: QaPair = { question: 'Why so?', answer: 'Line one,\n  two.' };
+    const parts = [...tok.encode(promptText(probe.question)), ...tok.encode(` ${probe.answer}`)];
+    safe = tok.encode(pairText(probe)).join() === parts.join();
+    twoPartSafe.set(tok, safe);
   }
   return safe;
 }
@@ -64,17 +62,6 @@ function canEncodePiecewise(tok: Tokenizer): boolean {
 export function encodePair(tok: Tokenizer, pair: QaPair): EncodedPair {
   requireFramingIds(tok);
   const prompt = tok.encode(promptText(pair.question));
-  const answerStart = 1 + prompt.length;
-  if (!canEncodePiecewise(tok)) {
-    return { ids: [tok.specialIds.bos, ...tok.encode(pairText(pair)), tok.specialIds.eos], answerStart };
-  }
-  const ids = [tok.specialIds.bos, ...prompt];
-  const nl = tok.encode('\n')[0];
-  pair.answer.split('\n').forEach((line, i) => {
-    if (i > 0) ids.push(nl);
-    if (i === 0) ids.push(...tok.encode(` ${line}`));
-    else if (line !== '') ids.push(...tok.encode(line));
-  });
-  ids.push(tok.specialIds.eos);
-  return { ids, answerStart };
+  const rest = canEncodeInTwoParts(tok) ? [...prompt, ...tok.encode(` ${pair.answer}`)] : tok.encode(pairText(pair));
+  return { ids: [tok.specialIds.bos, ...rest, tok.specialIds.eos], answerStart: 1 + prompt.length };
 }

@@ -7,6 +7,7 @@
  *   train.npy          uint16 (vocab <= 65536) or int32 token ids, pad-filled
  *   train.mask.npy     uint8, same shape, with --mask-prompt: 1 = answer token
  *   val.npy, test.npy  the same for the other splits
+ *   test.qa.txt        with a test split: its pairs as Q&A text, for gptmed-evaluate
  * With --shard-size N each split is cut into files of N rows: train-00000.npy, ...
  */
 import * as fs from 'node:fs';
@@ -30,6 +31,8 @@ export interface SplitInfo {
   tokens: number;
   /** Pairs longer than a row, split into windows with the stride. */
   splitPairs: number;
+  /** The test split only: its pairs as Q&A text (test.qa.txt), for gptmed-evaluate. */
+  qaFile?: string;
 }
 
 /** Token lengths of the pairs (bos and eos included). */

@@ -17,8 +17,8 @@ import { UserError } from '../common/errors.js';
 import { sha256File } from '../common/hash.js';
 import { checkTextFile } from '../common/input.js';
 import { Progress } from '../common/progress.js';
-import type { QaPair } from '../convert/qa-format.js';
-import { loadTokenizer, type Tokenizer } from '../tokenizer/tokenizer.js';
+import { formatQaPair, type QaPair } from '../convert/qa-format.js';
+import { inspectModel, type ModelInfo } from '../tokenizer/tokenizer.js';
 import type { EncodeReply, EncodeRequest } from './encode-worker.js';
 import { streamQaPairs } from './qa-stream.js';
 import { META_FILE, NpyRowWriter, type LengthStats, type RowArray, type ShardsMeta, type SplitInfo, type SplitName } from './shards.js';
@@ -43,7 +43,8 @@ export interface TokenizeOptions {
   warn?: (message: string) => void;
 }
 
-const BATCH_PAIRS = 64;
+const BATCH_PAIRS = 128;
+const TEST_QA_FILE = 'test.qa.txt';
 
 function checkOptions(o: Required<Pick<TokenizeOptions, 'maxLength' | 'trainSplit' | 'testSplit' | 'stride' | 'seed'>> & { shardSize?: number }): void {
   if (!Number.isInteger(o.maxLength) || o.maxLength < 2) throw new UserError(`--max-length must be an integer of at least 2 (got ${o.maxLength})`);
@@ -199,7 +200,8 @@ class EncoderPool {
         pool.workers.push(worker);
         return new Promise<void>((resolve, reject) => {
           worker.once('message', () => resolve());
-          worker.once('error', reject);
+          // A model SentencePiece cannot load fails here, with loadTokenizer's message.
+          worker.once('error', (err) => reject(new UserError(err.message)));
         }).then(() => {
           worker.on('message', (r: EncodeReply) => {
             const done = pool.pending.get(r.batch);
@@ -213,6 +215,10 @@ class EncoderPool {
       }),
     );
     return pool;
+  }
+
+  get size(): number {
+    return this.workers.length;
   }
 
   encode(batch: number, pairs: QaPair[]): Promise<EncodeReply> {
@@ -237,7 +243,7 @@ async function countPairs(file: string): Promise<{ pairs: number; malformed: num
   return { pairs, malformed };
 }
 
-function requireSpecials(tok: Tokenizer, modelPath: string): void {
+function requireSpecials(tok: ModelInfo, modelPath: string): void {
   const { pad, bos, eos } = tok.specialIds;
   if (pad < 0 || bos < 0 || eos < 0) {
     throw new UserError(`${modelPath}: the tokenizer has no ${pad < 0 ? '<pad>' : '<s>/</s>'} piece; train one on Q&A text with gptmed-train-tokenizer`);
@@ -258,9 +264,29 @@ export async function tokenizeDataset(opts: TokenizeOptions): Promise<ShardsMeta
   checkOptions(o);
   checkTextFile(opts.input);
   refuseExisting(opts.outputDir, opts.force ?? false);
-  const tok = await loadTokenizer(opts.tokenizer);
+  // The workers load the model into SentencePiece; here its facts are enough.
+  const tok = inspectModel(opts.tokenizer);
   requireSpecials(tok, opts.tokenizer);
 
+  // The workers load SentencePiece while the pairs are counted.
+  const workerCount = opts.workers ?? Math.max(1, Math.min(os.availableParallelism(), 8));
+  const starting = EncoderPool.start(path.resolve(opts.tokenizer), workerCount);
+  starting.catch(() => undefined);
+  try {
+    return await tokenizeWith(starting, tok, o, opts, warn);
+  } finally {
+    await starting.then((p) => p.close(), () => undefined);
+  }
+}
+
+async function tokenizeWith(
+  starting: Promise<EncoderPool>,
+  tok: ModelInfo,
+  o: { maxLength: number; trainSplit: number; testSplit: number; stride: number; seed: number; shardSize?: number },
+  opts: TokenizeOptions,
+  warn: (message: string) => void,
+): Promise<ShardsMeta> {
+  const maxLength = o.maxLength;
   const { pairs, malformed } = await countPairs(opts.input);
   if (pairs === 0) throw new UserError(`${opts.input}: no Q&A pairs found; give Q&A text (Q: ... / A: ... blocks), see gptmed-convert`);
   if (malformed > 0) warn(`${opts.input}: ${malformed} malformed Q&A block(s) skipped (gptmed-convert --strict shows where)`);
@@ -280,10 +306,8 @@ export async function tokenizeDataset(opts: TokenizeOptions): Promise<ShardsMeta
   );
   const lengths = new Uint32Array(pairs);
   const progress = new Progress({ label: 'tokenize', total: pairs, unit: 'pairs', quiet: opts.quiet });
-  const workerCount = opts.workers ?? Math.max(1, Math.min(os.availableParallelism(), 8));
-  let pool: EncoderPool | null = null;
   try {
-    pool = await EncoderPool.start(path.resolve(opts.tokenizer), workerCount);
+    const pool = await starting;
     // Batches in flight, resolved in order; bounded so memory stays flat on any input size.
     const inFlight: Array<{ pairIndex: number; reply: Promise<EncodeReply> }> = [];
     let index = 0;
@@ -302,17 +326,20 @@ export async function tokenizeDataset(opts: TokenizeOptions): Promise<ShardsMeta
       done += r.lengths.length;
       progress.update(done);
     };
+    // The held-out test pairs are also written as Q&A text, for gptmed-evaluate.
+    const testQa = names.includes('test') ? fs.openSync(path.join(scratch, TEST_QA_FILE), 'w') : null;
     let batch: QaPair[] = [];
     let batchStart = 0;
     let batchNo = 0;
     const submit = async (): Promise<void> => {
-      inFlight.push({ pairIndex: batchStart, reply: pool!.encode(batchNo++, batch) });
+      inFlight.push({ pairIndex: batchStart, reply: pool.encode(batchNo++, batch) });
       batch = [];
       batchStart = index;
-      if (inFlight.length >= workerCount * 4) await drainOne();
+      if (inFlight.length >= pool.size * 4) await drainOne();
     };
     for await (const pairsRead of streamQaPairs(opts.input)) {
       for (const pair of pairsRead) {
+        if (testQa !== null && splitOf[index] === 2) fs.writeSync(testQa, formatQaPair(pair));
         batch.push(pair);
         index++;
         if (batch.length === BATCH_PAIRS) await submit();
@@ -320,6 +347,7 @@ export async function tokenizeDataset(opts: TokenizeOptions): Promise<ShardsMeta
     }
     if (batch.length > 0) await submit();
     while (inFlight.length > 0) await drainOne();
+    if (testQa !== null) fs.closeSync(testQa);
     if (index !== pairs) throw new UserError(`${opts.input}: the file changed while it was being read; run again`);
     progress.finish();
 
@@ -350,8 +378,10 @@ export async function tokenizeDataset(opts: TokenizeOptions): Promise<ShardsMeta
       pairTokens: lengthStats(lengths),
       packingEfficiency: Math.round((totalTokens / (totalRows * maxLength)) * 10000) / 10000,
     };
+    if (splits.test) splits.test.qaFile = TEST_QA_FILE;
     writeDirAtomic(opts.outputDir, (dir) => {
       for (const [w, file] of writers) w.commitTo(path.join(dir, file));
+      if (splits.test) fs.renameSync(path.join(scratch, TEST_QA_FILE), path.join(dir, TEST_QA_FILE));
       writeFileAtomic(path.join(dir, META_FILE), `${JSON.stringify(meta, null, 2)}\n`);
     });
     return meta;
@@ -359,7 +389,6 @@ export async function tokenizeDataset(opts: TokenizeOptions): Promise<ShardsMeta
     for (const p of packers) p.abort();
     throw err;
   } finally {
-    await pool?.close();
     fs.rmSync(scratch, { recursive: true, force: true });
   }
 }

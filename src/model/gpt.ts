@@ -11,6 +11,7 @@
  * Linear weights are stored [in, out] so the forward product needs no transpose.
  */
 import * as tf from '@tensorflow/tfjs';
+import seedrandom from 'seedrandom';
 import { UserError } from '../common/errors.js';
 import type { ModelConfig } from './config.js';
 
@@ -100,8 +101,13 @@ export interface ForwardOptions {
   training?: boolean;
   /** Incremental decoding: `idx` holds only new tokens; positions continue from cache.length. */
   cache?: KVCache;
-  /** Seed for this call's dropout masks (the trainer derives one per micro-step for exact resume). */
+  /** Seed for this call's dropout masks (the trainer derives one per step for exact resume). */
   dropoutSeed?: number | string;
+  /**
+   * Index of idx's first row within the batch the seed belongs to. Each row's masks are a function of
+   * (seed, site, row), so a batch split into micro-batches gets the same masks as the whole batch.
+   */
+  dropoutRowOffset?: number;
 }
 
 export interface GPTOptions {
@@ -255,13 +261,29 @@ export class GPT {
     return dropout(linear(gelu(linear(x, block.fc)), block.mlpProj)) as tf.Tensor3D;
   }
 
-  /** Dropout for one forward call: each site gets its own seed derived from the call's seed. */
+  /**
+   * Dropout for one forward call: every site's mask row r (along the batch axis) is drawn from its own
+   * generator seeded by (call seed, site, dropoutRowOffset + r). The mask is made here, in one pass and
+   * one tensor (tf.dropout makes five tensors of the input's size, and attention's are the step's largest).
+   */
   private dropoutFn(opts: ForwardOptions): (t: tf.Tensor) => tf.Tensor {
     const rate = this.config.dropout;
     if (!opts.training || rate === 0) return (t) => t;
     const callSeed = opts.dropoutSeed ?? this.unseededDropoutCalls++;
+    const rowOffset = opts.dropoutRowOffset ?? 0;
+    const keepScale = 1 / (1 - rate);
     let site = 0;
-    return (t) => tf.dropout(t, rate, undefined, `${callSeed}:${site++}`);
+    return (t) => {
+      const mask = new Float32Array(t.size);
+      const rows = t.shape[0]!;
+      const rowSize = t.size / rows;
+      const siteSeed = `${callSeed}:${site++}`;
+      for (let r = 0; r < rows; r++) {
+        const rng = seedrandom.alea(`${siteSeed}:${rowOffset + r}`);
+        for (let i = r * rowSize, end = i + rowSize; i < end; i++) mask[i] = rng() >= rate ? keepScale : 0;
+      }
+      return tf.mul(t, tf.tensor(mask, t.shape, 'float32'));
+    };
   }
 }
 

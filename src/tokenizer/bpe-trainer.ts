@@ -99,6 +99,8 @@ class Sym {
   sorted = true;
   /** Member of the candidate set. */
   active = false;
+  /** Activated or reset since the candidates' order was last brought up to date. */
+  touched = false;
   private str: string | null = null;
   constructor(
     readonly id: number,
@@ -112,6 +114,78 @@ class Sym {
   get piece(): string {
     this.str ??= String.fromCodePoint(...this.chars);
     return this.str;
+  }
+}
+
+/**
+ * Candidates ordered as SentencePiece picks the best: highest frequency (as
+ * each had when pushed), then fewer code points, then the smaller string.
+ * An entry whose symbol left the candidates or changed frequency is skipped.
+ */
+class CandidateHeap {
+  private syms: Sym[] = [];
+  private freqs: number[] = [];
+
+  clear(): void {
+    this.syms = [];
+    this.freqs = [];
+  }
+
+  private above(i: number, j: number): boolean {
+    const a = this.syms[i];
+    const b = this.syms[j];
+    const fa = this.freqs[i];
+    const fb = this.freqs[j];
+    if (fa !== fb) return fa > fb;
+    // Equal snapshots: fewer code points first, then the smaller string (never the live frequency).
+    if (a.chars.length !== b.chars.length) return a.chars.length < b.chars.length;
+    return a !== b && compareCodePoints(a.piece, b.piece) < 0;
+  }
+
+  private swap(i: number, j: number): void {
+    [this.syms[i], this.syms[j]] = [this.syms[j], this.syms[i]];
+    [this.freqs[i], this.freqs[j]] = [this.freqs[j], this.freqs[i]];
+  }
+
+  push(s: Sym): void {
+    let i = this.syms.length;
+    this.syms.push(s);
+    this.freqs.push(s.freq);
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!this.above(i, parent)) break;
+      this.swap(i, parent);
+      i = parent;
+    }
+  }
+
+  private pop(): void {
+    const last = this.syms.length - 1;
+    this.swap(0, last);
+    this.syms.pop();
+    this.freqs.pop();
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let top = i;
+      if (l < this.syms.length && this.above(l, top)) top = l;
+      if (r < this.syms.length && this.above(r, top)) top = r;
+      if (top === i) return;
+      this.swap(i, top);
+      i = top;
+    }
+  }
+
+  /** The best current candidate (removed from the heap), or null. */
+  popBest(): Sym | null {
+    while (this.syms.length > 0) {
+      const s = this.syms[0];
+      const f = this.freqs[0];
+      this.pop();
+      if (s.active && s.freq === f) return s;
+    }
+    return null;
   }
 }
 
@@ -152,17 +226,25 @@ function withUnknowns(word: string, alphabet: Map<number, number>): string {
  * replaced by "\t"), each with a count.
  */
 export function trainBpe(sentences: Array<[string, number]>, opts: BpeOptions): BpeResult {
-  // Character counts and the alphabet.
-  const charCounts = new Map<number, number>();
+  // Character counts and the alphabet (a table for the BMP, a map beyond it: this loop sees every character).
+  const bmpCounts = new Float64Array(0x10000);
+  const astralCounts = new Map<number, number>();
   for (const [s, n] of sentences) {
     for (let i = 0; i < s.length; i++) {
-      let c = s.charCodeAt(i);
-      if (c >= 0xd800 && c < 0xdc00) c = s.codePointAt(i++)!;
-      if (c === 0 || c === 0x20) continue;
-      charCounts.set(c, (charCounts.get(c) ?? 0) + n);
+      const c = s.charCodeAt(i);
+      if (c >= 0xd800 && c < 0xdc00) {
+        const cp = s.codePointAt(i++)!;
+        astralCounts.set(cp, (astralCounts.get(cp) ?? 0) + n);
+      } else {
+        bmpCounts[c] += n;
+      }
     }
   }
+  const charCounts = new Map<number, number>(astralCounts);
+  for (let c = 1; c < 0x10000; c++) if (bmpCounts[c] > 0 && c !== 0x20) charCounts.set(c, bmpCounts[c]);
   const alphabet = chooseAlphabet(charCounts, opts.characterCoverage);
+  const inAlphabet = new Uint8Array(0x10000);
+  for (const c of alphabet.keys()) if (c < 0x10000) inAlphabet[c] = 1;
 
   // Words: split before each "▁", rare characters replaced by UNK_CHAR, identical words merged.
   const wordCounts = new Map<string, number>();
@@ -173,14 +255,17 @@ export function trainBpe(sentences: Array<[string, number]>, opts: BpeOptions): 
     let start = 0;
     let rare = false;
     for (let i = 0; i < s.length; i++) {
-      let c = s.charCodeAt(i);
+      const c = s.charCodeAt(i);
       if (c === WS_CHAR && i > start) {
         addWord(rare ? withUnknowns(s.slice(start, i), alphabet) : s.slice(start, i), n);
         start = i;
         rare = false;
       }
-      if (c >= 0xd800 && c < 0xdc00) c = s.codePointAt(i++)!;
-      if (!alphabet.has(c)) rare = true;
+      if (c >= 0xd800 && c < 0xdc00) {
+        if (!alphabet.has(s.codePointAt(i++)!)) rare = true;
+      } else if (inAlphabet[c] === 0) {
+        rare = true;
+      }
     }
     if (s.length > start) addWord(rare ? withUnknowns(s.slice(start), alphabet) : s.slice(start), n);
   }
@@ -231,12 +316,21 @@ export function trainBpe(sentences: Array<[string, number]>, opts: BpeOptions): 
   const symbols: Array<Array<Sym | null>> = words.map(([w]) => Array.from(w, (ch) => charSym(ch.codePointAt(0)!)));
   const wordFreq = words.map(([, n]) => n);
 
-  // The candidate set: an array with a membership flag (left members are dropped lazily).
+  // The candidate set (SentencePiece's active_symbols_): a membership flag, the members, and a heap,
+  // so the best is found without scanning every candidate at each merge.
   let active: Sym[] = [];
+  const touched: Sym[] = [];
+  const touch = (s: Sym): void => {
+    if (!s.touched) {
+      s.touched = true;
+      touched.push(s);
+    }
+  };
   const activate = (s: Sym): void => {
     if (!s.active) {
       s.active = true;
       active.push(s);
+      touch(s);
     }
   };
   const addPair = (w: number, l: number, r: number): void => {
@@ -253,7 +347,10 @@ export function trainBpe(sentences: Array<[string, number]>, opts: BpeOptions): 
   const resetFreq = (w: number, l: number, r: number, best: Sym): void => {
     if (l < 0 || r < 0) return;
     const s = pairSym(symbols[w][l], symbols[w][r]);
-    if (s && s !== best) s.freq = 0;
+    if (s && s !== best) {
+      s.freq = 0;
+      touch(s);
+    }
   };
   const computeFreq = (s: Sym): void => {
     if (s.freq > 0) return;
@@ -296,8 +393,7 @@ export function trainBpe(sentences: Array<[string, number]>, opts: BpeOptions): 
 
   for (let w = 0; w < symbols.length; w++) for (let i = 1; i < symbols[w].length; i++) addPair(w, i - 1, i);
 
-  const better = (a: Sym, b: Sym): boolean =>
-    a.freq > b.freq || (a.freq === b.freq && (a.chars.length < b.chars.length || (a.chars.length === b.chars.length && compareCodePoints(a.piece, b.piece) < 0)));
+  const heap = new CandidateHeap();
 
   const updateActive = (): void => {
     const bigrams: Sym[] = [];
@@ -312,6 +408,7 @@ export function trainBpe(sentences: Array<[string, number]>, opts: BpeOptions): 
     for (const s of active) s.active = false;
     active = [];
     for (const s of partialSortSelect(bigrams, size, (a, b) => a.freq > b.freq)) activate(s);
+    heap.clear();
   };
 
   const mergeBudget = opts.pieceBudget - alphabet.size;
@@ -322,16 +419,15 @@ export function trainBpe(sentences: Array<[string, number]>, opts: BpeOptions): 
       updateActive();
       opts.onProgress?.(pieces.length, mergeBudget);
     }
-    let best: Sym | null = null;
-    let kept = 0;
-    for (let i = 0; i < active.length; i++) {
-      const s = active[i];
+    // Candidates whose frequency may have changed are recomputed (as the scan in SentencePiece does).
+    for (const s of touched) {
+      s.touched = false;
       if (!s.active) continue;
-      active[kept++] = s;
       computeFreq(s);
-      if (best === null || better(s, best)) best = s;
+      heap.push(s);
     }
-    active.length = kept;
+    touched.length = 0;
+    const best = heap.popBest();
     if (best === null) break;
     if (seen.has(best.piece)) {
       forget(best);
@@ -362,6 +458,7 @@ export function trainBpe(sentences: Array<[string, number]>, opts: BpeOptions): 
     best.active = false;
   }
   opts.onProgress?.(pieces.length, mergeBudget);
+  for (const s of active) s.active = false;
 
   const merges = pieces.length;
   for (const [c] of sortedByCount([...alphabet.entries()], (a, b) => a - b)) {

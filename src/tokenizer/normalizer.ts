@@ -27,19 +27,25 @@ class CharsMap {
     this.strings = blob.subarray(4 + trieSize);
   }
 
-  /** Longest rule at `pos`: [bytes matched, offset of the replacement], or null. */
-  longestMatch(input: Uint8Array, pos: number, end: number): [number, number] | null {
+  /** Offset of the replacement of the last match. */
+  matchOffset = 0;
+
+  /** Bytes matched by the longest rule at `pos` (its replacement at `matchOffset`), 0 for none. */
+  longestMatch(input: Uint8Array, pos: number, end: number): number {
     const units = this.units;
     let unit = units[0];
     let node = (unit >>> 10) << ((unit & (1 << 9)) >>> 6);
-    let best: [number, number] | null = null;
+    let best = 0;
     for (let i = pos; i < end; i++) {
       const key = input[i];
       node ^= key;
       unit = units[node];
       if (unit === undefined || (unit & 0x800000ff) !== key) return best;
       node ^= (unit >>> 10) << ((unit & (1 << 9)) >>> 6);
-      if ((unit >>> 8) & 1) best = [i + 1 - pos, units[node] & 0x7fffffff];
+      if ((unit >>> 8) & 1) {
+        best = i + 1 - pos;
+        this.matchOffset = units[node] & 0x7fffffff;
+      }
     }
     return best;
   }
@@ -114,13 +120,13 @@ export class Normalizer {
       piece.to = pos + user;
       return user;
     }
-    const rule = this.charsMap?.longestMatch(input, pos, end) ?? null;
-    if (rule) {
-      const rep = this.charsMap!.replacement(rule[1]);
+    const matched = this.charsMap ? this.charsMap.longestMatch(input, pos, end) : 0;
+    if (matched > 0) {
+      const rep = this.charsMap!.replacement(this.charsMap!.matchOffset);
       piece.src = rep;
       piece.from = 0;
       piece.to = rep.length;
-      return rule[0];
+      return matched;
     }
     const n = utf8CharLength(input, pos, end);
     if (n === 0) {

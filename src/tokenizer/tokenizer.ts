@@ -93,12 +93,30 @@ class SentencePieceTokenizer implements Tokenizer {
   }
 }
 
+/** What a model file says about itself, without loading it into SentencePiece. */
+export interface ModelInfo {
+  modelPath: string;
+  sha256: string;
+  vocabSize: number;
+  specialIds: SpecialIds;
+}
+
+function readModel(modelPath: string): { file: string; bytes: Buffer; model: ModelProto } {
+  checkInputFile(modelPath, 'tokenizer model');
+  const file = path.resolve(modelPath);
+  const bytes = fs.readFileSync(file);
+  return { file, bytes, model: parseModelFile(modelPath, bytes) };
+}
+
+/** Read and check a `.model` file's header facts (no wasm instance: cheap). */
+export function inspectModel(modelPath: string): ModelInfo {
+  const { file, bytes, model } = readModel(modelPath);
+  return { modelPath: file, sha256: sha256(bytes), vocabSize: model.pieces.length, specialIds: specialIdsOf(model) };
+}
+
 /** Load a `.model` file; a missing, corrupt or unloadable model is a UserError naming the file. */
 export async function loadTokenizer(modelPath: string): Promise<Tokenizer> {
-  const file = path.resolve(modelPath);
-  checkInputFile(modelPath, 'tokenizer model');
-  const bytes = fs.readFileSync(file);
-  const model = parseModelFile(modelPath, bytes);
+  const { file, bytes, model } = readModel(modelPath);
   const processor = new spm.SentencePieceProcessor();
   await processor.load(file);
   const status = processor.processor.status();

@@ -45,6 +45,12 @@ export function clearRun(runDir: string): void {
   fs.mkdirSync(runDir, { recursive: true });
 }
 
+/** Undo a new run that failed before its first checkpoint: its files, and the directory if that empties it. */
+export function removeFailedRun(runDir: string): void {
+  for (const name of runEntries(runDir)) fs.rmSync(path.join(runDir, name), { recursive: true, force: true });
+  if (fs.existsSync(runDir) && fs.readdirSync(runDir).length === 0) fs.rmdirSync(runDir);
+}
+
 /** Remove temporaries a killed run left behind (a kill during a save). */
 export function removeStaleTemporaries(runDir: string): void {
   if (!fs.existsSync(runDir)) return;

@@ -49,18 +49,23 @@ export class TrainStep {
     this.variables = model.parameters().map((p) => p.variable);
   }
 
-  /** `dropoutSeed` makes the step's dropout masks reproducible (it is derived from the run's seed and the step). */
+  /**
+   * `dropoutSeed` makes the step's dropout masks reproducible (it is derived from the run's seed and the step);
+   * masks are keyed by a row's index within the step, so how the rows are split into micro-batches does not
+   * change them.
+   */
   run(microBatches: readonly Batch[], lr: number, dropoutSeed: string): StepResult {
     const targets = microBatches.reduce((n, b) => n + b.targets, 0);
     const scale = 1 / Math.max(1, targets);
     let grads: tf.Tensor[] = [];
     let loss = 0;
     let tokens = 0;
+    let rowOffset = 0;
     microBatches.forEach((b, j) => {
       const micro = tf.tidy(() =>
         tf.variableGrads(() => {
           const { x, y, w } = batchTensors(b);
-          const logits = this.model.forward(x, { training: true, dropoutSeed: `${dropoutSeed}:${j}` });
+          const logits = this.model.forward(x, { training: true, dropoutSeed, dropoutRowOffset: rowOffset });
           return weightedCrossEntropy(logits, y, w, scale);
         }, this.variables),
       );
@@ -75,6 +80,7 @@ export class TrainStep {
         for (const t of [...previous, ...ordered]) t.dispose();
       }
       tokens += b.rows * b.T;
+      rowOffset += b.rows;
     });
     try {
       const gradNorm = globalNorm(grads);

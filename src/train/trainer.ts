@@ -24,11 +24,13 @@ import {
   type JsonObject,
 } from '../model/checkpoint.js';
 import { GPT } from '../model/gpt.js';
+import { hasFusedCrossEntropy } from '../model/loss.js';
 import { resolveTrainConfig, trainConfigJson, trainDefaults, type TrainConfig } from './config.js';
-import { epochOrder, loadSplit, makeBatch, microBatchCount, stepsPerEpoch, unigramBaseline, type Batch } from './data.js';
+import { epochOrder, loadSplit, makeBatch, stepsPerEpoch, unigramBaseline, type Batch } from './data.js';
+import { isWasmOutOfMemory, microBatchPlan, outOfMemoryError } from './memory-fit.js';
 import { MetricsLog } from './metrics.js';
 import { AdamW } from './optimizer.js';
-import { clearRun, metricsFile, pruneCheckpoints, refuseExistingRun, removeStaleTemporaries, tensorboardDir } from './run-dir.js';
+import { clearRun, metricsFile, pruneCheckpoints, refuseExistingRun, removeFailedRun, removeStaleTemporaries, tensorboardDir } from './run-dir.js';
 import { learningRateAt } from './schedule.js';
 import { NonFiniteLossError, TrainStep, evaluateLoss } from './step.js';
 import { EventWriter } from './tensorboard.js';
@@ -201,10 +203,15 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const perEpoch = stepsPerEpoch(trainRows.rows, config.batchSize, config.gradAccum);
   const totalSteps = Math.min(config.maxSteps ?? Number.POSITIVE_INFINITY, config.numEpochs * perEpoch);
   const baseline = unigramBaseline(trainRows, valRows);
+  // Batches split into micro-batches where the wasm heap needs it: a function of the config, so a resume splits alike.
+  const plan = microBatchPlan(modelConfig, config.batchSize, meta.seqLen - 1, backend.backend, hasFusedCrossEntropy());
+  if (plan.pieces > 1) {
+    log(`batch ${config.batchSize} split into ${plan.pieces} micro-batches of ${plan.rows} to fit the wasm heap (same result; see MANUAL.md "Memory on wasm")`);
+  }
   const valBatches: Batch[] = [];
-  for (let i = 0; i < Math.min(config.evalBatches, microBatchCount(valRows.rows, config.batchSize)); i++) {
-    const ids = Array.from({ length: Math.min(config.batchSize, valRows.rows - i * config.batchSize) }, (_, r) => i * config.batchSize + r);
-    valBatches.push(makeBatch(valRows, ids));
+  const valRowCount = Math.min(config.evalBatches * config.batchSize, valRows.rows);
+  for (let start = 0; start < valRowCount; start += plan.rows) {
+    valBatches.push(makeBatch(valRows, Array.from({ length: Math.min(plan.rows, valRowCount - start) }, (_, r) => start + r)));
   }
   if (valBatches.every((b) => b.targets === 0)) throw new UserError(`${config.valData}: no position counts as a loss target (all padding or prompt); check the shards`);
 
@@ -246,6 +253,12 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const progress = new Progress({ label: 'train', total: totalSteps - step, unit: 'steps', quiet: opts.quiet });
   const startStep = step;
   let stoppedBy: TrainResult['stoppedBy'] = 'completed';
+  // The heap overflowing ends a new run before its first checkpoint: nothing of it is kept, so the suggested retry needs no --force.
+  let outOfMemory = false;
+  const overflow = (): UserError => {
+    outOfMemory = true;
+    return outOfMemoryError(plan, meta.seqLen - 1, config);
+  };
 
   const save = async (isBest: boolean): Promise<string> => {
     const opt = await optimizer.state();
@@ -280,7 +293,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       const micro: Batch[] = [];
       for (let a = 0; a < config.gradAccum && state.cursor < trainRows.rows; a++) {
         const end = Math.min(state.cursor + config.batchSize, trainRows.rows);
-        micro.push(makeBatch(trainRows, order.subarray(state.cursor, end)));
+        for (let r = state.cursor; r < end; r += plan.rows) micro.push(makeBatch(trainRows, order.subarray(r, Math.min(r + plan.rows, end))));
         state.cursor = end;
       }
       step++;
@@ -290,6 +303,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       try {
         result = trainStep.run(micro, lr, `${state.seed}:${step}`);
       } catch (err) {
+        if (isWasmOutOfMemory(err)) throw overflow();
         if (!(err instanceof NonFiniteLossError)) throw err;
         const last = readPointer(runDir, 'latest');
         throw new UserError(
@@ -324,7 +338,12 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       let improved = false;
       let earlyStop = false;
       if (step % config.evalInterval === 0 || epochEnded || step === totalSteps) {
-        const valLoss = evaluateLoss(model, valBatches);
+        let valLoss: number;
+        try {
+          valLoss = evaluateLoss(model, valBatches);
+        } catch (err) {
+          throw isWasmOutOfMemory(err) ? overflow() : err;
+        }
         state.lastValLoss = valLoss;
         improved = state.bestValLoss === null || valLoss < state.bestValLoss;
         if (improved) {
@@ -374,6 +393,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     events.close();
     optimizer.dispose();
     model.dispose();
+    if (outOfMemory && !resumePoint && !readPointer(runDir, 'latest')) removeFailedRun(runDir);
   }
 }
 

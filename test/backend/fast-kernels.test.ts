@@ -12,6 +12,7 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import seedrandom from 'seedrandom';
 import { broadcastPlan, registerFastKernels } from '../../src/backend/fast-kernels.js';
+import { hasFusedCrossEntropy, weightedCrossEntropy } from '../../src/model/loss.js';
 import { repoRoot } from '../helpers.js';
 
 await tf.setBackend('wasm');
@@ -116,6 +117,21 @@ test('softmax over the last axis (attention and vocabulary sizes), with a masked
       return [tf.softmax(x), tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.softmax(t), weight)))(x)];
     }, 1e-4, 1e-6);
   }
+});
+
+test('softmax cross-entropy fused over a vocabulary of 8000, with uncounted positions, and its gradient', async () => {
+  const [B, T, V] = [2, 48, 8000];
+  // Its own generator: the shared one's draws for the tests below stay as they were.
+  const own = seedrandom('gptmed-fused-cross-entropy');
+  const logitsV = Float32Array.from({ length: B * T * V }, () => -8 + 16 * own());
+  const targetsV = Int32Array.from({ length: B * T }, () => Math.floor(own() * V));
+  const weightsV = Float32Array.from({ length: B * T }, (_, i) => (i % 5 === 0 ? 0 : 1));
+  assert.ok(hasFusedCrossEntropy(), 'the fused kernels are registered on wasm');
+  await check('cross-entropy', () => {
+    const logits = tf.tensor3d(logitsV, [B, T, V]), y = tf.tensor2d(targetsV, [B, T], 'int32'), w = tf.tensor2d(weightsV, [B, T]);
+    const scale = 1 / 77;
+    return [weightedCrossEntropy(logits, y, w, scale), tf.grad((l: tf.Tensor) => weightedCrossEntropy(l as tf.Tensor3D, y, w, scale))(logits)];
+  }, 1e-5, 1e-7);
 });
 
 test('element-wise functions, including exp far below and above zero', async () => {

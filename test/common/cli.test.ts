@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { runCli } from '../helpers.js';
 
 test('an unknown flag is one line on stderr and exit status 2', () => {
-  const r = runCli('convert', ['--bogus-flag']);
+  const r = runCli('convert', ['x.csv', '-o', 'y.txt', '--bogus-flag']);
   assert.equal(r.status, 2);
   const lines = r.stderr.trim().split('\n');
   assert.equal(lines.length, 1, r.stderr);

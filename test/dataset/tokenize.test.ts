@@ -75,6 +75,10 @@ test('the CLI writes train/val/test shards that NumPy loads; the split is by pai
     }
   });
   assert.equal(expected[0].length + expected[1].length + expected[2].length, 1401);
+  // The held-out pairs are also Q&A text, for gptmed-evaluate.
+  assert.equal(meta.splits.test!.qaFile, 'test.qa.txt');
+  const heldOut = await pairsOf(path.join(out, 'test.qa.txt'));
+  assert.deepEqual(heldOut, pairs.filter((_, i) => splitOf[i] === 2));
 
   const py = spawnSync('/usr/bin/python3', ['-c', 'import numpy as np,sys\nfor f in sys.argv[1:]:\n a=np.load(f)\n print(f.split("/")[-1], a.dtype, a.shape, int(a.astype(np.int64).sum()))', ...names.map((n) => path.join(out, `${n}.npy`)), path.join(out, 'train.mask.npy')], { encoding: 'utf8' });
   assert.equal(py.status, 0, `NumPy could not load the shards (apt-get install python3-numpy): ${py.stderr}`);

@@ -94,9 +94,9 @@ describe('training data and steps', () => {
     assert.ok(nll / n > 1 && nll / n < Math.log(V));
   });
 
-  it('gradient accumulation: 2 micro-batches of 4 equal one batch of 8', async () => {
+  it('gradient accumulation: 2 micro-batches of 4 equal one batch of 8, dropout masks included', async () => {
     await initBackend('wasm');
-    const config = { vocabSize: masked.meta.vocabSize, dModel: 32, nLayers: 1, nHeads: 2, dFf: 64, maxSeqLen: 64, dropout: 0 };
+    const config = { vocabSize: masked.meta.vocabSize, dModel: 32, nLayers: 1, nHeads: 2, dFf: 64, maxSeqLen: 64, dropout: 0.1 };
     const rows = Array.from({ length: 8 }, (_, i) => i);
     const run = (micro: number[][]): number[] => {
       const model = new GPT(config, { seed: 3 });
