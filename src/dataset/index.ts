@@ -1,7 +1,6 @@
 /** The dataset stage: framing pairs, and the shard format gptmed-tokenize writes and the trainer reads. */
 export { encodePair, encodePrompt, pairText, promptText, type EncodedPair } from './framing.js';
 export {
-  checkSameTokenizer,
   loadTokenRows,
   readShardsMeta,
   type LengthStats,

@@ -127,16 +127,6 @@ export function readShardsMeta(dir: string): ShardsMeta {
   return meta as unknown as ShardsMeta;
 }
 
-/** Refuse shards written with another tokenizer than `tok`. */
-export function checkSameTokenizer(meta: ShardsMeta, tok: Tokenizer, shardsDir: string): void {
-  if (meta.tokenizer.sha256 !== tok.sha256) {
-    throw new UserError(
-      `${path.join(shardsDir, META_FILE)}: the shards were made with tokenizer ${meta.tokenizer.file} (sha256 ${meta.tokenizer.sha256.slice(0, 12)}), ` +
-        `not ${tok.modelPath} (sha256 ${tok.sha256.slice(0, 12)}); use that tokenizer or re-run gptmed-tokenize with this one`,
-    );
-  }
-}
-
 export interface TokenRows {
   meta: ShardsMeta;
   split: SplitName;

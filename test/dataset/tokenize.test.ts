@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import { UserError } from '../../src/common/errors.js';
 import { readQaFile, type QaPair } from '../../src/convert/qa-format.js';
 import { encodePair } from '../../src/dataset/framing.js';
-import { checkSameTokenizer, loadTokenRows, readShardsMeta, type TokenRows } from '../../src/dataset/shards.js';
+import { loadTokenRows, readShardsMeta, type TokenRows } from '../../src/dataset/shards.js';
 import { assignSplits, tokenizeDataset } from '../../src/dataset/tokenize.js';
 import { loadTokenizer } from '../../src/tokenizer/tokenizer.js';
 import { trainTokenizer } from '../../src/tokenizer/train.js';
@@ -155,15 +155,11 @@ test('bad input: non-Q&A text, missing or corrupt model, an existing output with
   assert.deepEqual(fs.readdirSync(dir).filter((f) => f.includes('.tmp-')), [], 'no scratch left behind');
 });
 
-test('shards from a different tokenizer are refused; a broken meta.json or shard names the file and the stage to re-run', async () => {
+test('a broken meta.json or shard names the file and the stage to re-run', async () => {
   await ready;
   const out = path.join(dir, 'check');
   await tokenizeDataset({ input: quiz, tokenizer: model, outputDir: out, maxLength: 64, quiet: true });
-  const other = path.join(dir, 'other');
-  await trainTokenizer({ input: quiz, outputPrefix: other, vocabSize: 800, quiet: true });
   const meta = readShardsMeta(out);
-  checkSameTokenizer(meta, await loadTokenizer(model), out);
-  assert.throws(() => checkSameTokenizer(meta, { sha256: 'x', modelPath: `${other}.model` } as never, out), (e: unknown) => e instanceof UserError && /made with tokenizer .*tok\.model.*re-run gptmed-tokenize/.test(e.message));
 
   const broken = path.join(dir, 'broken');
   fs.cpSync(out, broken, { recursive: true });
