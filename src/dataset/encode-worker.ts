@@ -1,40 +1,28 @@
 /**
- * Worker thread of gptmed-tokenize: loads the tokenizer once, then frames and
- * encodes batches of pairs (encodePair), returning flat typed arrays.
+ * Worker thread of gptmed-tokenize: loads the tokenizer once, then encodes
+ * batches of pairs (PairEncoder), returning flat typed arrays.
  */
+import * as fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { QaPair } from '../convert/qa-format.js';
+import { decodeModelProto } from '../tokenizer/model-proto.js';
 import { loadTokenizer } from '../tokenizer/tokenizer.js';
-import { encodePair } from './framing.js';
+import { PairEncoder, wordSplitNewlineId, type EncodedPairs } from './framing.js';
 
 export interface EncodeRequest {
   batch: number;
   pairs: QaPair[];
 }
-export interface EncodeReply {
+export interface EncodeReply extends EncodedPairs {
   batch: number;
-  /** All pairs' ids, one after another. */
-  ids: Int32Array;
-  lengths: Int32Array;
-  answerStarts: Int32Array;
 }
 
-const tokenizer = await loadTokenizer((workerData as { modelPath: string }).modelPath);
+const { modelPath } = workerData as { modelPath: string };
+// loadTokenizer has checked the file; its pieces and normalizer say whether words may be encoded apart.
+const encoder = new PairEncoder(await loadTokenizer(modelPath), wordSplitNewlineId(decodeModelProto(fs.readFileSync(modelPath))));
 const port = parentPort!;
 port.on('message', (req: EncodeRequest) => {
-  const encoded = req.pairs.map((p) => encodePair(tokenizer, p));
-  const total = encoded.reduce((n, e) => n + e.ids.length, 0);
-  const ids = new Int32Array(total);
-  const lengths = new Int32Array(encoded.length);
-  const answerStarts = new Int32Array(encoded.length);
-  let off = 0;
-  encoded.forEach((e, i) => {
-    ids.set(e.ids, off);
-    off += e.ids.length;
-    lengths[i] = e.ids.length;
-    answerStarts[i] = e.answerStart;
-  });
-  const reply: EncodeReply = { batch: req.batch, ids, lengths, answerStarts };
-  port.postMessage(reply, [ids.buffer, lengths.buffer, answerStarts.buffer]);
+  const reply: EncodeReply = { batch: req.batch, ...encoder.encode(req.pairs) };
+  port.postMessage(reply, [reply.ids.buffer, reply.lengths.buffer, reply.answerStarts.buffer]);
 });
 port.postMessage('ready');

@@ -11,6 +11,7 @@
  */
 import type { QaPair } from '../convert/qa-format.js';
 import { UserError } from '../common/errors.js';
+import { ModelType, nmtNfkcCharsmap, PieceType, type ModelProto } from '../tokenizer/model-proto.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 
 /** The text a model sees before the answer. */
@@ -64,4 +65,169 @@ export function encodePair(tok: Tokenizer, pair: QaPair): EncodedPair {
   const prompt = tok.encode(promptText(pair.question));
   const rest = canEncodeInTwoParts(tok) ? [...prompt, ...tok.encode(` ${pair.answer}`)] : tok.encode(pairText(pair));
   return { ids: [tok.specialIds.bos, ...rest, tok.specialIds.eos], answerStart: 1 + prompt.length };
+}
+
+/**
+ * The id of the "\n" piece when SentencePiece provably segments a text as
+ * the concatenation of its words (the text cut before each space and around
+ * each newline), else null. Its normalizer keeps a user-defined piece as it
+ * is and otherwise rewrites by rules on the raw bytes; its BPE merges only
+ * neighbours whose concatenation is a piece, and never a user-defined one. So
+ * the words segment independently when
+ * - "\n" is a user-defined piece and no other piece holds "\n";
+ * - no piece holds "▁" (an escaped space) or a space past its first character,
+ *   and "▁" itself is a piece (so an unknown character before a word is never
+ *   merged with one at its start into one <unk>);
+ * - no dummy prefix, no whitespace trimming, "▁" at the start of pieces (these
+ *   act on the whole text);
+ * - no normalization rule reads across a space or "\n": no rules at all
+ *   (identity), or SentencePiece's own nmt_nfkc table, whose rules never do
+ *   (test/dataset/framing.test.ts walks all of them).
+ * gptmed-train-tokenizer's Q&A models meet all of these.
+ */
+export function wordSplitNewlineId(model: ModelProto): number | null {
+  if ((model.trainerSpec?.modelType ?? ModelType.UNIGRAM) !== ModelType.BPE || model.trainerSpec?.treatWhitespaceAsSuffix === true) return null;
+  const spec = model.normalizerSpec ?? {};
+  if (spec.addDummyPrefix !== false || spec.removeExtraWhitespaces !== false || spec.escapeWhitespaces === false) return null;
+  const charsmap = spec.precompiledCharsmap ?? new Uint8Array(0);
+  if (charsmap.length > 0 && !Buffer.from(charsmap).equals(nmtNfkcCharsmap())) return null;
+  let newlineId: number | null = null;
+  let spacePiece = false;
+  for (const [id, { piece, type }] of model.pieces.entries()) {
+    if (piece === '\n' && type === PieceType.USER_DEFINED) newlineId = id;
+    else if (piece.includes('\n')) return null;
+    if (piece === WS && (type ?? PieceType.NORMAL) === PieceType.NORMAL) spacePiece = true;
+    const spaceFrom = type === PieceType.USER_DEFINED ? 0 : 1;
+    if (piece.indexOf(WS, spaceFrom) >= 0 || piece.indexOf(' ', spaceFrom) >= 0) return null;
+  }
+  return spacePiece ? newlineId : null;
+}
+
+const WS = '\u2581';
+
+/** Pairs encoded as encodePair encodes each, laid out one after another. */
+export interface EncodedPairs {
+  /** Every pair's [bos, ...prompt, ...answer, eos], back to back. */
+  ids: Int32Array<ArrayBuffer>;
+  lengths: Int32Array<ArrayBuffer>;
+  answerStarts: Int32Array<ArrayBuffer>;
+}
+
+/** A growing Int32Array (ids, and per-pair counts in tokenize). */
+export class IdList {
+  ids = new Int32Array(4096);
+  length = 0;
+
+  push(src: ArrayLike<number>): void {
+    if (this.length + src.length > this.ids.length) {
+      const grown = new Int32Array(Math.max(this.ids.length * 2, this.length + src.length));
+      grown.set(this.ids.subarray(0, this.length));
+      this.ids = grown;
+    }
+    this.ids.set(src, this.length);
+    this.length += src.length;
+  }
+
+  view(): Int32Array<ArrayBuffer> {
+    return this.ids.subarray(0, this.length);
+  }
+}
+
+/** The words of `text` (see wordSplitNewlineId): cut before each space and around each newline. */
+function wordsOf(text: string, out: string[]): void {
+  let start = 0;
+  for (let i = 1; i <= text.length; i++) {
+    const c = i < text.length ? text.charCodeAt(i) : -1;
+    if (c === -1 || c === 0x20 || c === 0x0a || text.charCodeAt(i - 1) === 0x0a) {
+      out.push(text.slice(start, i));
+      start = i;
+    }
+  }
+}
+
+/** Words remembered per worker; past this the memo starts afresh, so memory stays bounded. */
+const MEMO_WORDS = 1 << 18;
+/** Characters of new words per SentencePiece call: enough to spread the wrapper's cost per call. */
+const CALL_CHARS = 4096;
+
+/**
+ * encodePair over many pairs. When wordSplitNewlineId allows, each distinct
+ * word is encoded by SentencePiece once and remembered: new words go to it
+ * joined with "\n", ~4 KB per call, and its ids are cut at those "\n"s.
+ * Otherwise each pair is encoded on its own (encodePair).
+ */
+export class PairEncoder {
+  private readonly memo = new Map<string, Int32Array>();
+
+  constructor(
+    private readonly tok: Tokenizer,
+    private readonly newlineId: number | null,
+  ) {
+    requireFramingIds(tok);
+    if (newlineId !== null) this.memo.set('\n', Int32Array.of(newlineId));
+  }
+
+  encode(pairs: readonly QaPair[]): EncodedPairs {
+    const lengths = new Int32Array(pairs.length);
+    const answerStarts = new Int32Array(pairs.length);
+    const out = new IdList();
+    if (this.newlineId === null) {
+      pairs.forEach((pair, i) => {
+        const e = encodePair(this.tok, pair);
+        out.push(e.ids);
+        lengths[i] = e.ids.length;
+        answerStarts[i] = e.answerStart;
+      });
+      return { ids: out.view(), lengths, answerStarts };
+    }
+    // Words of each pair's prompt, then of " " + answer (promptEnds[i]: where the answer's start).
+    const words: string[] = [];
+    const promptEnds = new Int32Array(pairs.length);
+    const pairEnds = new Int32Array(pairs.length);
+    pairs.forEach((pair, i) => {
+      wordsOf(promptText(pair.question), words);
+      promptEnds[i] = words.length;
+      wordsOf(` ${pair.answer}`, words);
+      pairEnds[i] = words.length;
+    });
+    this.learn(words);
+    const bos = [this.tok.specialIds.bos];
+    const eos = [this.tok.specialIds.eos];
+    let w = 0;
+    for (let i = 0; i < pairs.length; i++) {
+      const start = out.length;
+      out.push(bos);
+      for (; w < promptEnds[i]; w++) out.push(this.memo.get(words[w])!);
+      answerStarts[i] = out.length - start;
+      for (; w < pairEnds[i]; w++) out.push(this.memo.get(words[w])!);
+      out.push(eos);
+      lengths[i] = out.length - start;
+    }
+    return { ids: out.view(), lengths, answerStarts };
+  }
+
+  /** Encode the words not yet remembered. */
+  private learn(words: readonly string[]): void {
+    if (this.memo.size + words.length > MEMO_WORDS) {
+      this.memo.clear();
+      this.memo.set('\n', Int32Array.of(this.newlineId!));
+    }
+    const fresh = [...new Set(words.filter((word) => !this.memo.has(word)))];
+    for (let first = 0; first < fresh.length; ) {
+      let end = first;
+      for (let chars = 0; end < fresh.length && (end === first || chars < CALL_CHARS); end++) chars += fresh[end].length + 1;
+      const ids = this.tok.encode(fresh.slice(first, end).join('\n'));
+      let from = 0;
+      for (let k = first; k < end; k++) {
+        let to = from;
+        while (to < ids.length && ids[to] !== this.newlineId) to++;
+        if ((to === ids.length) !== (k === end - 1)) {
+          throw new Error(`PairEncoder: ${this.tok.modelPath} did not keep "\n" as one piece; wordSplitNewlineId must not have allowed word splitting`);
+        }
+        this.memo.set(fresh[k], Int32Array.from(ids.slice(from, to)));
+        from = to + 1;
+      }
+      first = end;
+    }
+  }
 }

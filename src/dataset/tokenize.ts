@@ -1,10 +1,12 @@
 /**
  * gptmed-tokenize: Q&A text + tokenizer -> packed .npy shards (shards.ts).
  *
- * Pass 1 counts the pairs; the split is drawn per pair from the seed before
- * any packing, so no pair lands in two splits. Pass 2 streams the pairs
- * again, encodes them on worker threads (sentencepiece-js, one record at a
- * time), and packs each split's pairs into rows of --max-length without
+ * Pass 1 streams the pairs once, encodes them on worker threads
+ * (sentencepiece-js, each distinct word once: PairEncoder) and appends their ids
+ * to a scratch file, so the text is read and encoded once. The split needs
+ * the pair count: it is drawn per pair from the seed after pass 1 and before
+ * any packing, so no pair lands in two splits. Pass 2 reads the scratch ids
+ * back in order and packs each split's pairs into rows of --max-length without
  * cutting a pair that fits; longer pairs are cut into windows --stride apart.
  */
 import * as fs from 'node:fs';
@@ -17,11 +19,11 @@ import { UserError } from '../common/errors.js';
 import { sha256File } from '../common/hash.js';
 import { checkTextFile } from '../common/input.js';
 import { Progress } from '../common/progress.js';
-import { formatQaPair, type QaPair } from '../convert/qa-format.js';
+import { formatQaPair, readQaFile, type QaPair } from '../convert/qa-format.js';
 import { inspectModel, type ModelInfo } from '../tokenizer/tokenizer.js';
 import type { EncodeReply, EncodeRequest } from './encode-worker.js';
-import { streamQaPairs } from './qa-stream.js';
-import { META_FILE, NpyRowWriter, type LengthStats, type RowArray, type ShardsMeta, type SplitInfo, type SplitName } from './shards.js';
+import { IdList } from './framing.js';
+import { META_FILE, NpyRowWriter, type LengthStats, type ShardsMeta, type SplitInfo, type SplitName } from './shards.js';
 
 export interface TokenizeOptions {
   input: string;
@@ -43,7 +45,10 @@ export interface TokenizeOptions {
   warn?: (message: string) => void;
 }
 
-const BATCH_PAIRS = 128;
+/** Pairs per worker message: enough to make the message cost vanish, few enough to keep both workers busy to the end. */
+const BATCH_PAIRS = 256;
+/** Ids read back per pass-2 read. */
+const READ_IDS = 1 << 20;
 const TEST_QA_FILE = 'test.qa.txt';
 
 function checkOptions(o: Required<Pick<TokenizeOptions, 'maxLength' | 'trainSplit' | 'testSplit' | 'stride' | 'seed'>> & { shardSize?: number }): void {
@@ -169,7 +174,7 @@ class SplitPacker {
   }
 }
 
-function lengthStats(lengths: Uint32Array): LengthStats {
+function lengthStats(lengths: Int32Array): LengthStats {
   const sorted = Uint32Array.from(lengths).sort();
   const at = (q: number): number => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
   let sum = 0;
@@ -236,13 +241,6 @@ class EncoderPool {
   }
 }
 
-async function countPairs(file: string): Promise<{ pairs: number; malformed: number }> {
-  let pairs = 0;
-  let malformed = 0;
-  for await (const batch of streamQaPairs(file, () => malformed++)) pairs += batch.length;
-  return { pairs, malformed };
-}
-
 function requireSpecials(tok: ModelInfo, modelPath: string): void {
   const { pad, bos, eos } = tok.specialIds;
   if (pad < 0 || bos < 0 || eos < 0) {
@@ -279,6 +277,101 @@ export async function tokenizeDataset(opts: TokenizeOptions): Promise<ShardsMeta
   }
 }
 
+interface EncodedFile {
+  pairs: number;
+  malformed: number;
+  /** Token count of each pair, bos and eos included. */
+  lengths: Int32Array;
+  answerStarts: Int32Array;
+}
+
+/** Pass 1: encode every pair of `input` on the pool, appending the ids (int32) to `idsFile` in file order. */
+async function encodeToFile(pool: EncoderPool, input: string, idsFile: string, progress: Progress): Promise<EncodedFile> {
+  // Per-pair counts, as the pairs come (the count is known only at the end).
+  const lengths = new IdList();
+  const answerStarts = new IdList();
+  let malformed = 0;
+  let bytesRead = 0;
+  const fd = fs.openSync(idsFile, 'w');
+  try {
+    // Batches in flight, resolved in order; bounded so memory stays flat on any input size.
+    const inFlight: Array<Promise<EncodeReply>> = [];
+    const drainOne = async (): Promise<void> => {
+      const r = await inFlight.shift()!;
+      fs.writeSync(fd, new Uint8Array(r.ids.buffer, r.ids.byteOffset, r.ids.byteLength));
+      lengths.push(r.lengths);
+      answerStarts.push(r.answerStarts);
+      progress.update(bytesRead);
+    };
+    let batch: QaPair[] = [];
+    let batchNo = 0;
+    const submit = async (): Promise<void> => {
+      inFlight.push(pool.encode(batchNo++, batch));
+      batch = [];
+      if (inFlight.length >= pool.size * 4) await drainOne();
+    };
+    const onMalformed = (): void => void malformed++;
+    const onRead = (bytes: number): void => void (bytesRead = bytes);
+    for await (const pair of readQaFile(input, { onMalformed, onRead })) {
+      batch.push(pair);
+      if (batch.length === BATCH_PAIRS) await submit();
+    }
+    if (batch.length > 0) await submit();
+    while (inFlight.length > 0) await drainOne();
+  } finally {
+    fs.closeSync(fd);
+  }
+  return { pairs: lengths.length, malformed, lengths: lengths.view(), answerStarts: answerStarts.view() };
+}
+
+/** Pass 2: hand each pair's ids from `idsFile`, in order, to `take`. */
+function readPairIds(idsFile: string, lengths: Int32Array, take: (pair: number, ids: Int32Array) => void): void {
+  const fd = fs.openSync(idsFile, 'r');
+  try {
+    let buf = new Int32Array(READ_IDS);
+    let have = 0;
+    let at = 0;
+    for (let pair = 0; pair < lengths.length; pair++) {
+      const n = lengths[pair];
+      if (at + n > have) {
+        // Keep the unread tail, then fill the buffer (grown when one pair is longer than it).
+        if (n > buf.length) {
+          const grown = new Int32Array(n);
+          grown.set(buf.subarray(at, have));
+          buf = grown;
+        } else {
+          buf.copyWithin(0, at, have);
+        }
+        have -= at;
+        at = 0;
+        while (have < n) {
+          const got = fs.readSync(fd, new Uint8Array(buf.buffer, have * 4, (buf.length - have) * 4));
+          if (got === 0 || got % 4 !== 0) throw new Error(`${idsFile}: scratch ids ended early`);
+          have += got / 4;
+        }
+      }
+      take(pair, buf.subarray(at, at + n));
+      at += n;
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** The held-out test pairs, in file order, as Q&A text for gptmed-evaluate. */
+async function writeTestPairs(input: string, splitOf: Uint8Array, file: string): Promise<void> {
+  const fd = fs.openSync(file, 'w');
+  try {
+    let index = 0;
+    for await (const pair of readQaFile(input)) {
+      if (splitOf[index++] === 2) fs.writeSync(fd, formatQaPair(pair));
+    }
+    if (index !== splitOf.length) throw new UserError(`${input}: the file changed while it was being read; run again`);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 async function tokenizeWith(
   starting: Promise<EncoderPool>,
   tok: ModelInfo,
@@ -287,69 +380,29 @@ async function tokenizeWith(
   warn: (message: string) => void,
 ): Promise<ShardsMeta> {
   const maxLength = o.maxLength;
-  const { pairs, malformed } = await countPairs(opts.input);
-  if (pairs === 0) throw new UserError(`${opts.input}: no Q&A pairs found; give Q&A text (Q: ... / A: ... blocks), see gptmed-convert`);
-  if (malformed > 0) warn(`${opts.input}: ${malformed} malformed Q&A block(s) skipped (gptmed-convert --strict shows where)`);
-  const splitOf = assignSplits(pairs, o.trainSplit, o.testSplit, o.seed);
-  const counts = [0, 0, 0];
-  for (const s of splitOf) counts[s]++;
-  if (counts[0] === 0 || counts[1] === 0 || (o.testSplit > 0 && counts[2] === 0)) {
-    throw new UserError(`${opts.input}: ${pairs} pair(s) are too few to split (train ${counts[0]}, val ${counts[1]}, test ${counts[2]}); add pairs or change --train-split/--test-split`);
-  }
-
-  const names: SplitName[] = o.testSplit > 0 ? ['train', 'val', 'test'] : ['train', 'val'];
   const scratch = tempPathFor(path.resolve(opts.outputDir));
   fs.mkdirSync(scratch, { recursive: true });
+  const idsFile = path.join(scratch, 'pairs.ids');
+  const names: SplitName[] = o.testSplit > 0 ? ['train', 'val', 'test'] : ['train', 'val'];
   const int32 = tok.vocabSize > 65536;
   const packers = names.map(
     (name) => new SplitPacker(name, scratch, { seqLen: maxLength, stride: o.stride, pad: tok.specialIds.pad, int32, shardSize: o.shardSize, mask: opts.maskPrompt ?? false }),
   );
-  const lengths = new Uint32Array(pairs);
-  const progress = new Progress({ label: 'tokenize', total: pairs, unit: 'pairs', quiet: opts.quiet });
   try {
-    const pool = await starting;
-    // Batches in flight, resolved in order; bounded so memory stays flat on any input size.
-    const inFlight: Array<{ pairIndex: number; reply: Promise<EncodeReply> }> = [];
-    let index = 0;
-    let done = 0;
-    const drainOne = async (): Promise<void> => {
-      const { pairIndex, reply } = inFlight.shift()!;
-      const r = await reply;
-      let off = 0;
-      for (let k = 0; k < r.lengths.length; k++) {
-        const n = r.lengths[k];
-        const i = pairIndex + k;
-        lengths[i] = n;
-        packers[splitOf[i]].add(r.ids.subarray(off, off + n), r.answerStarts[k]);
-        off += n;
-      }
-      done += r.lengths.length;
-      progress.update(done);
-    };
-    // The held-out test pairs are also written as Q&A text, for gptmed-evaluate.
-    const testQa = names.includes('test') ? fs.openSync(path.join(scratch, TEST_QA_FILE), 'w') : null;
-    let batch: QaPair[] = [];
-    let batchStart = 0;
-    let batchNo = 0;
-    const submit = async (): Promise<void> => {
-      inFlight.push({ pairIndex: batchStart, reply: pool.encode(batchNo++, batch) });
-      batch = [];
-      batchStart = index;
-      if (inFlight.length >= pool.size * 4) await drainOne();
-    };
-    for await (const pairsRead of streamQaPairs(opts.input)) {
-      for (const pair of pairsRead) {
-        if (testQa !== null && splitOf[index] === 2) fs.writeSync(testQa, formatQaPair(pair));
-        batch.push(pair);
-        index++;
-        if (batch.length === BATCH_PAIRS) await submit();
-      }
-    }
-    if (batch.length > 0) await submit();
-    while (inFlight.length > 0) await drainOne();
-    if (testQa !== null) fs.closeSync(testQa);
-    if (index !== pairs) throw new UserError(`${opts.input}: the file changed while it was being read; run again`);
+    const progress = new Progress({ label: 'tokenize', total: fs.statSync(opts.input).size, unit: 'MB', scale: 1e6, quiet: opts.quiet });
+    const { pairs, malformed, lengths, answerStarts } = await encodeToFile(await starting, opts.input, idsFile, progress);
     progress.finish();
+    if (pairs === 0) throw new UserError(`${opts.input}: no Q&A pairs found; give Q&A text (Q: ... / A: ... blocks), see gptmed-convert`);
+    if (malformed > 0) warn(`${opts.input}: ${malformed} malformed Q&A block(s) skipped (gptmed-convert --strict shows where)`);
+    const splitOf = assignSplits(pairs, o.trainSplit, o.testSplit, o.seed);
+    const counts = [0, 0, 0];
+    for (const s of splitOf) counts[s]++;
+    if (counts[0] === 0 || counts[1] === 0 || (o.testSplit > 0 && counts[2] === 0)) {
+      throw new UserError(`${opts.input}: ${pairs} pair(s) are too few to split (train ${counts[0]}, val ${counts[1]}, test ${counts[2]}); add pairs or change --train-split/--test-split`);
+    }
+    readPairIds(idsFile, lengths, (i, ids) => packers[splitOf[i]].add(ids, answerStarts[i]));
+    fs.rmSync(idsFile);
+    if (names.includes('test')) await writeTestPairs(opts.input, splitOf, path.join(scratch, TEST_QA_FILE));
 
     const splits = {} as ShardsMeta['splits'];
     const writers: Array<[NpyRowWriter, string]> = [];

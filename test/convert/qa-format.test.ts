@@ -90,3 +90,21 @@ test('readQaFile streams the same pairs as parseQa and reports skipped blocks', 
   assert.deepEqual(seen, whole.malformed);
   assert.equal(seen.length, 1);
 });
+
+test('readQaFile reads CRLF, a BOM, multi-byte characters across its 1 MB reads, and a last line without a newline, as parseQa does', async () => {
+  const dir = tempDir();
+  const file = path.join(dir, 'crlf.qa.txt');
+  // Over 1 MB, so lines and UTF-8 characters straddle the reads; no newline at the end.
+  const body = `${fs.readFileSync(samplePath, 'utf8')}Q: Café — naïve?\nA: Ünïcödé ✓ 日本語\n\n`.repeat(3).replace(/\n/g, '\r\n');
+  const text = `\ufeff${body}Q: last?\r\nA: no newline`;
+  fs.writeFileSync(file, text);
+  assert.ok(Buffer.byteLength(text) > 1 << 20);
+  const streamed: QaPair[] = [];
+  for await (const p of readQaFile(file)) streamed.push(p);
+  const whole = parseQa(text);
+  assert.equal(streamed.length, 3 * 1727 + 1);
+  assert.deepEqual(streamed, whole.pairs);
+  assert.equal(streamed[0].question, parseQa(fs.readFileSync(samplePath, 'utf8')).pairs[0].question, 'the BOM is not part of the first question');
+  assert.deepEqual(streamed[streamed.length - 1], { question: 'last?', answer: 'no newline' });
+  assert.ok(streamed.some((p) => p.answer === 'Ünïcödé ✓ 日本語'));
+});
