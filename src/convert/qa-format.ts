@@ -41,7 +41,7 @@ const A_LINE = /^A:/;
 
 /** Trailing whitespace off every line, CRLF to LF, leading and trailing blank lines off. */
 export function normalizeField(text: string): string {
-  const lines = text.replace(/\r\n?/g, '\n').split('\n').map((l) => l.replace(/\s+$/u, ''));
+  const lines = text.replace(/\r\n?/g, '\n').split('\n').map((l) => l.trimEnd());
   while (lines.length > 0 && lines[0] === '') lines.shift();
   while (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
   return lines.join('\n');
@@ -111,7 +111,8 @@ export class QaParser {
     this.lineNo++;
     let line = rawLine;
     if (this.lineNo === 1 && line.charCodeAt(0) === 0xfeff) line = line.slice(1);
-    line = line.replace(/\s+$/u, '');
+    // trimEnd removes what /\s+$/ would (WhiteSpace and LineTerminator), without a regex.
+    line = line.trimEnd();
     if (line === '') {
       this.blanks++;
       return;

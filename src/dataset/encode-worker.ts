@@ -2,10 +2,8 @@
  * Worker thread of gptmed-tokenize: loads the tokenizer once, then encodes
  * batches of pairs (PairEncoder), returning flat typed arrays.
  */
-import * as fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { QaPair } from '../convert/qa-format.js';
-import { decodeModelProto } from '../tokenizer/model-proto.js';
 import { loadTokenizer } from '../tokenizer/tokenizer.js';
 import { PairEncoder, wordSplitNewlineId, type EncodedPairs } from './framing.js';
 
@@ -18,8 +16,9 @@ export interface EncodeReply extends EncodedPairs {
 }
 
 const { modelPath } = workerData as { modelPath: string };
-// loadTokenizer has checked the file; its pieces and normalizer say whether words may be encoded apart.
-const encoder = new PairEncoder(await loadTokenizer(modelPath), wordSplitNewlineId(decodeModelProto(fs.readFileSync(modelPath))));
+const tokenizer = await loadTokenizer(modelPath);
+// The model's pieces and normalizer say whether words may be encoded apart.
+const encoder = new PairEncoder(tokenizer, wordSplitNewlineId(tokenizer.model));
 const port = parentPort!;
 port.on('message', (req: EncodeRequest) => {
   const reply: EncodeReply = { batch: req.batch, ...encoder.encode(req.pairs) };

@@ -170,8 +170,8 @@ export class PairEncoder {
   encode(pairs: readonly QaPair[]): EncodedPairs {
     const lengths = new Int32Array(pairs.length);
     const answerStarts = new Int32Array(pairs.length);
-    const out = new IdList();
     if (this.newlineId === null) {
+      const out = new IdList();
       pairs.forEach((pair, i) => {
         const e = encodePair(this.tok, pair);
         out.push(e.ids);
@@ -180,7 +180,7 @@ export class PairEncoder {
       });
       return { ids: out.view(), lengths, answerStarts };
     }
-    // Words of each pair's prompt, then of " " + answer (promptEnds[i]: where the answer's start).
+    // Words of each pair's prompt, then of " " + answer (promptEnds[i]: where the answer starts).
     const words: string[] = [];
     const promptEnds = new Int32Array(pairs.length);
     const pairEnds = new Int32Array(pairs.length);
@@ -190,29 +190,49 @@ export class PairEncoder {
       wordsOf(` ${pair.answer}`, words);
       pairEnds[i] = words.length;
     });
-    this.learn(words);
-    const bos = [this.tok.specialIds.bos];
-    const eos = [this.tok.specialIds.eos];
-    let w = 0;
-    for (let i = 0; i < pairs.length; i++) {
-      const start = out.length;
-      out.push(bos);
-      for (; w < promptEnds[i]; w++) out.push(this.memo.get(words[w])!);
-      answerStarts[i] = out.length - start;
-      for (; w < pairEnds[i]; w++) out.push(this.memo.get(words[w])!);
-      out.push(eos);
-      lengths[i] = out.length - start;
+    // One memo look-up a word; the words not remembered are encoded together, then looked up once more.
+    const wordIds: Int32Array[] = new Array<Int32Array>(words.length);
+    const unknown: number[] = [];
+    for (let w = 0; w < words.length; w++) {
+      const ids = this.memo.get(words[w]);
+      if (ids === undefined) unknown.push(w);
+      else wordIds[w] = ids;
     }
-    return { ids: out.view(), lengths, answerStarts };
+    if (unknown.length > 0) {
+      this.learn([...new Set(unknown.map((w) => words[w]))]);
+      for (const w of unknown) wordIds[w] = this.memo.get(words[w])!;
+    }
+    let total = 2 * pairs.length;
+    for (const ids of wordIds) total += ids.length;
+    const out = new Int32Array(total);
+    const { bos, eos } = this.tok.specialIds;
+    let at = 0;
+    let w = 0;
+    // Words are a few ids long: a plain loop beats TypedArray.set's call per word.
+    const put = (end: number): void => {
+      for (; w < end; w++) {
+        const ids = wordIds[w];
+        for (let k = 0; k < ids.length; k++) out[at++] = ids[k];
+      }
+    };
+    for (let i = 0; i < pairs.length; i++) {
+      const start = at;
+      out[at++] = bos;
+      put(promptEnds[i]);
+      answerStarts[i] = at - start;
+      put(pairEnds[i]);
+      out[at++] = eos;
+      lengths[i] = at - start;
+    }
+    return { ids: out, lengths, answerStarts };
   }
 
-  /** Encode the words not yet remembered. */
-  private learn(words: readonly string[]): void {
-    if (this.memo.size + words.length > MEMO_WORDS) {
+  /** Encode and remember `fresh`: distinct words the memo does not hold. */
+  private learn(fresh: readonly string[]): void {
+    if (this.memo.size + fresh.length > MEMO_WORDS) {
       this.memo.clear();
       this.memo.set('\n', Int32Array.of(this.newlineId!));
     }
-    const fresh = [...new Set(words.filter((word) => !this.memo.has(word)))];
     for (let first = 0; first < fresh.length; ) {
       let end = first;
       for (let chars = 0; end < fresh.length && (end === first || chars < CALL_CHARS); end++) chars += fresh[end].length + 1;

@@ -17,7 +17,7 @@ import seedrandom from 'seedrandom';
 import { refuseExisting, tempPathFor, writeDirAtomic, writeFileAtomic } from '../common/atomic.js';
 import { UserError } from '../common/errors.js';
 import { sha256File } from '../common/hash.js';
-import { checkTextFile } from '../common/input.js';
+import { checkInputFile, checkTextFile } from '../common/input.js';
 import { Progress } from '../common/progress.js';
 import { formatQaPair, readQaFile, type QaPair } from '../convert/qa-format.js';
 import { inspectModel, type ModelInfo } from '../tokenizer/tokenizer.js';
@@ -261,17 +261,19 @@ export async function tokenizeDataset(opts: TokenizeOptions): Promise<ShardsMeta
   };
   checkOptions(o);
   checkTextFile(opts.input);
+  checkInputFile(opts.tokenizer, 'tokenizer model');
   refuseExisting(opts.outputDir, opts.force ?? false);
-  // The workers load the model into SentencePiece; here its facts are enough.
-  const tok = inspectModel(opts.tokenizer);
-  requireSpecials(tok, opts.tokenizer);
-
-  // The workers load SentencePiece while the pairs are counted.
+  // The workers start loading SentencePiece (a third of a second) first, and
+  // the input is read while they do; a model they cannot load fails here with
+  // inspectModel's message.
   const workerCount = opts.workers ?? Math.max(1, Math.min(os.availableParallelism(), 8));
   const starting = EncoderPool.start(path.resolve(opts.tokenizer), workerCount);
   starting.catch(() => undefined);
   try {
-    return await tokenizeWith(starting, tok, o, opts, warn);
+    // The workers load the model into SentencePiece; here its facts are enough.
+    const tok = inspectModel(opts.tokenizer);
+    requireSpecials(tok, opts.tokenizer);
+    return await tokenizeWith(starting, workerCount, tok, o, opts, warn);
   } finally {
     await starting.then((p) => p.close(), () => undefined);
   }
@@ -286,7 +288,7 @@ interface EncodedFile {
 }
 
 /** Pass 1: encode every pair of `input` on the pool, appending the ids (int32) to `idsFile` in file order. */
-async function encodeToFile(pool: EncoderPool, input: string, idsFile: string, progress: Progress): Promise<EncodedFile> {
+async function encodeToFile(starting: Promise<EncoderPool>, workerCount: number, input: string, idsFile: string, progress: Progress): Promise<EncodedFile> {
   // Per-pair counts, as the pairs come (the count is known only at the end).
   const lengths = new IdList();
   const answerStarts = new IdList();
@@ -306,9 +308,11 @@ async function encodeToFile(pool: EncoderPool, input: string, idsFile: string, p
     let batch: QaPair[] = [];
     let batchNo = 0;
     const submit = async (): Promise<void> => {
-      inFlight.push(pool.encode(batchNo++, batch));
+      const [n, pairs] = [batchNo++, batch];
+      // Callbacks on one promise run in the order they were added: batches reach the workers in order.
+      inFlight.push(starting.then((pool) => pool.encode(n, pairs)));
       batch = [];
-      if (inFlight.length >= pool.size * 4) await drainOne();
+      if (inFlight.length >= workerCount * 4) await drainOne();
     };
     const onMalformed = (): void => void malformed++;
     const onRead = (bytes: number): void => void (bytesRead = bytes);
@@ -374,6 +378,7 @@ async function writeTestPairs(input: string, splitOf: Uint8Array, file: string):
 
 async function tokenizeWith(
   starting: Promise<EncoderPool>,
+  workerCount: number,
   tok: ModelInfo,
   o: { maxLength: number; trainSplit: number; testSplit: number; stride: number; seed: number; shardSize?: number },
   opts: TokenizeOptions,
@@ -390,7 +395,7 @@ async function tokenizeWith(
   );
   try {
     const progress = new Progress({ label: 'tokenize', total: fs.statSync(opts.input).size, unit: 'MB', scale: 1e6, quiet: opts.quiet });
-    const { pairs, malformed, lengths, answerStarts } = await encodeToFile(await starting, opts.input, idsFile, progress);
+    const { pairs, malformed, lengths, answerStarts } = await encodeToFile(starting, workerCount, opts.input, idsFile, progress);
     progress.finish();
     if (pairs === 0) throw new UserError(`${opts.input}: no Q&A pairs found; give Q&A text (Q: ... / A: ... blocks), see gptmed-convert`);
     if (malformed > 0) warn(`${opts.input}: ${malformed} malformed Q&A block(s) skipped (gptmed-convert --strict shows where)`);

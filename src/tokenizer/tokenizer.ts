@@ -26,6 +26,8 @@ export interface Tokenizer {
   /** sha256 of the .model file bytes. */
   readonly sha256: string;
   readonly modelPath: string;
+  /** The model file as parsed (pieces, trainer and normalizer specs). */
+  readonly model: ModelProto;
   /** Token ids of `text`; no bos/eos added. */
   encode(text: string): number[];
   /** Text of `ids`; control pieces (pad, bos, eos) are dropped. */
@@ -69,7 +71,7 @@ class SentencePieceTokenizer implements Tokenizer {
   constructor(
     readonly modelPath: string,
     readonly sha256: string,
-    model: ModelProto,
+    readonly model: ModelProto,
     private readonly processor: InstanceType<typeof spm.SentencePieceProcessor>,
   ) {
     this.vocabSize = model.pieces.length;
