@@ -119,13 +119,14 @@ export class IdList {
   length = 0;
 
   push(src: ArrayLike<number>): void {
-    if (this.length + src.length > this.ids.length) {
-      const grown = new Int32Array(Math.max(this.ids.length * 2, this.length + src.length));
-      grown.set(this.ids.subarray(0, this.length));
-      this.ids = grown;
-    }
+    this.ids = grown(this.ids, this.length + src.length);
     this.ids.set(src, this.length);
     this.length += src.length;
+  }
+
+  pushOne(id: number): void {
+    this.ids = grown(this.ids, this.length + 1);
+    this.ids[this.length++] = id;
   }
 
   view(): Int32Array<ArrayBuffer> {
@@ -133,44 +134,140 @@ export class IdList {
   }
 }
 
-/** The words of `text` (see wordSplitNewlineId): cut before each space and around each newline. */
-function wordsOf(text: string, out: string[]): void {
-  let start = 0;
-  for (let i = 1; i <= text.length; i++) {
-    const c = i < text.length ? text.charCodeAt(i) : -1;
-    if (c === -1 || c === 0x20 || c === 0x0a || text.charCodeAt(i - 1) === 0x0a) {
-      out.push(text.slice(start, i));
-      start = i;
+/**
+ * Word -> ids, looked up by the word's characters where they stand in the
+ * text: a word seen before costs one hash and one comparison, and no string
+ * is made for it (a Map<string, ...> would make one per word, and most of the
+ * encoding time went there). Open addressing over FNV-1a hashes of UTF-16
+ * code units; the characters and ids live in growing typed arrays.
+ */
+class WordMemo {
+  private slots = new Int32Array(1 << 12); // entry + 1; 0 is empty
+  private chars = new Uint16Array(1 << 16);
+  private charsUsed = 0;
+  private ids = new Int32Array(1 << 16);
+  private idsUsed = 0;
+  // Per entry: hash, characters (start, length), ids (start, length; start -1 while not yet encoded).
+  private hashes = new Int32Array(1 << 11);
+  private charStart = new Int32Array(1 << 11);
+  private charLength = new Int32Array(1 << 11);
+  private idStart = new Int32Array(1 << 11);
+  private idLength = new Int32Array(1 << 11);
+  size = 0;
+
+  clear(): void {
+    this.slots.fill(0);
+    this.charsUsed = 0;
+    this.idsUsed = 0;
+    this.size = 0;
+  }
+
+  /** The entry of text[start, end), added (not yet encoded) when new. */
+  entry(text: string, start: number, end: number, hash: number): number {
+    const mask = this.slots.length - 1;
+    for (let slot = hash & mask; ; slot = (slot + 1) & mask) {
+      const e = this.slots[slot] - 1;
+      if (e < 0) return this.add(text, start, end, hash, slot);
+      if (this.hashes[e] === hash && this.charLength[e] === end - start && this.sameChars(e, text, start)) return e;
     }
+  }
+
+  private sameChars(e: number, text: string, start: number): boolean {
+    const from = this.charStart[e];
+    for (let k = 0; k < this.charLength[e]; k++) if (this.chars[from + k] !== text.charCodeAt(start + k)) return false;
+    return true;
+  }
+
+  private add(text: string, start: number, end: number, hash: number, slot: number): number {
+    const e = this.size++;
+    if (e === this.hashes.length) {
+      for (const name of ['hashes', 'charStart', 'charLength', 'idStart', 'idLength'] as const) this[name] = grown(this[name], e + 1);
+    }
+    this.chars = grown(this.chars, this.charsUsed + end - start);
+    for (let k = start; k < end; k++) this.chars[this.charsUsed++] = text.charCodeAt(k);
+    this.hashes[e] = hash;
+    this.charStart[e] = this.charsUsed - (end - start);
+    this.charLength[e] = end - start;
+    this.idStart[e] = -1;
+    this.slots[slot] = e + 1;
+    if (this.size * 2 > this.slots.length) this.rehash();
+    return e;
+  }
+
+  private rehash(): void {
+    this.slots = new Int32Array(this.slots.length * 2);
+    const mask = this.slots.length - 1;
+    for (let e = 0; e < this.size; e++) {
+      let slot = this.hashes[e] & mask;
+      while (this.slots[slot] !== 0) slot = (slot + 1) & mask;
+      this.slots[slot] = e + 1;
+    }
+  }
+
+  encoded(e: number): boolean {
+    return this.idStart[e] >= 0;
+  }
+
+  setIds(e: number, ids: ArrayLike<number>, from: number, to: number): void {
+    this.ids = grown(this.ids, this.idsUsed + to - from);
+    this.idStart[e] = this.idsUsed;
+    this.idLength[e] = to - from;
+    for (let k = from; k < to; k++) this.ids[this.idsUsed++] = ids[k];
+  }
+
+  idCount(e: number): number {
+    return this.idLength[e];
+  }
+
+  /** Copy entry e's ids into out at `at`; returns the position after them. */
+  copyIds(e: number, out: Int32Array, at: number): number {
+    const from = this.idStart[e];
+    const n = this.idLength[e];
+    for (let k = 0; k < n; k++) out[at + k] = this.ids[from + k];
+    return at + n;
   }
 }
 
-/** Words remembered per worker; past this the memo starts afresh, so memory stays bounded. */
+/** `array`, or a copy at least twice as long when it holds fewer than `needed` items. */
+function grown<T extends Int32Array | Uint16Array>(array: T, needed: number): T {
+  if (needed <= array.length) return array;
+  const copy = new (array.constructor as new (n: number) => T)(Math.max(needed, array.length * 2));
+  copy.set(array);
+  return copy;
+}
+
+const NEWLINE = 0x0a;
+const SPACE = 0x20;
+
+/** Entries remembered per worker; past this the memo starts afresh between batches, so memory stays bounded. */
 const MEMO_WORDS = 1 << 18;
 /** Characters of new words per SentencePiece call: enough to spread the wrapper's cost per call. */
 const CALL_CHARS = 4096;
 
 /**
  * encodePair over many pairs. When wordSplitNewlineId allows, each distinct
- * word is encoded by SentencePiece once and remembered: new words go to it
- * joined with "\n", ~4 KB per call, and its ids are cut at those "\n"s.
- * Otherwise each pair is encoded on its own (encodePair).
+ * word (the text cut before each space and around each newline) is encoded
+ * by SentencePiece once and remembered: new words go to it joined with "\n",
+ * ~4 KB per call, and its ids are cut at those "\n"s. Otherwise each pair is
+ * encoded on its own (encodePair).
  */
 export class PairEncoder {
-  private readonly memo = new Map<string, Int32Array>();
+  private readonly memo = new WordMemo();
 
   constructor(
     private readonly tok: Tokenizer,
     private readonly newlineId: number | null,
+    /** Entries after which the memo starts afresh (a parameter so tests can reach it). */
+    private readonly memoWords = MEMO_WORDS,
   ) {
     requireFramingIds(tok);
-    if (newlineId !== null) this.memo.set('\n', Int32Array.of(newlineId));
   }
 
   encode(pairs: readonly QaPair[]): EncodedPairs {
     const lengths = new Int32Array(pairs.length);
     const answerStarts = new Int32Array(pairs.length);
-    if (this.newlineId === null) {
+    const newlineId = this.newlineId;
+    if (newlineId === null) {
       const out = new IdList();
       pairs.forEach((pair, i) => {
         const e = encodePair(this.tok, pair);
@@ -180,39 +277,56 @@ export class PairEncoder {
       });
       return { ids: out.view(), lengths, answerStarts };
     }
-    // Words of each pair's prompt, then of " " + answer (promptEnds[i]: where the answer starts).
-    const words: string[] = [];
+    if (this.memo.size > this.memoWords) this.memo.clear();
+    // Each pair's words as memo entries (-1: the newline piece); promptEnds[i]: where its answer starts.
+    const words = new IdList();
     const promptEnds = new Int32Array(pairs.length);
     const pairEnds = new Int32Array(pairs.length);
+    // Entries new in this batch, and their words (the only strings made here).
+    const fresh: number[] = [];
+    const freshWords: string[] = [];
+    const scan = (text: string): void => {
+      let start = 0;
+      let hash = 0x811c9dc5;
+      for (let i = 0; i <= text.length; i++) {
+        const c = i < text.length ? text.charCodeAt(i) : -1;
+        if (i > start && (c === -1 || c === SPACE || c === NEWLINE || text.charCodeAt(i - 1) === NEWLINE)) {
+          if (i - start === 1 && text.charCodeAt(start) === NEWLINE) {
+            words.pushOne(-1);
+          } else {
+            const e = this.memo.entry(text, start, i, hash);
+            // Entries are numbered as they are added, so a new one is above every entry in fresh.
+            if (!this.memo.encoded(e) && (fresh.length === 0 || fresh[fresh.length - 1] < e)) {
+              fresh.push(e);
+              freshWords.push(text.slice(start, i));
+            }
+            words.pushOne(e);
+          }
+          start = i;
+          hash = 0x811c9dc5;
+        }
+        hash = Math.imul(hash ^ c, 0x01000193);
+      }
+    };
     pairs.forEach((pair, i) => {
-      wordsOf(promptText(pair.question), words);
+      scan(promptText(pair.question));
       promptEnds[i] = words.length;
-      wordsOf(` ${pair.answer}`, words);
+      scan(` ${pair.answer}`);
       pairEnds[i] = words.length;
     });
-    // One memo look-up a word; the words not remembered are encoded together, then looked up once more.
-    const wordIds: Int32Array[] = new Array<Int32Array>(words.length);
-    const unknown: number[] = [];
-    for (let w = 0; w < words.length; w++) {
-      const ids = this.memo.get(words[w]);
-      if (ids === undefined) unknown.push(w);
-      else wordIds[w] = ids;
-    }
-    if (unknown.length > 0) {
-      this.learn([...new Set(unknown.map((w) => words[w]))]);
-      for (const w of unknown) wordIds[w] = this.memo.get(words[w])!;
-    }
+    this.learn(fresh, freshWords);
+    const entries = words.view();
     let total = 2 * pairs.length;
-    for (const ids of wordIds) total += ids.length;
+    for (const e of entries) total += e < 0 ? 1 : this.memo.idCount(e);
     const out = new Int32Array(total);
     const { bos, eos } = this.tok.specialIds;
     let at = 0;
     let w = 0;
-    // Words are a few ids long: a plain loop beats TypedArray.set's call per word.
     const put = (end: number): void => {
       for (; w < end; w++) {
-        const ids = wordIds[w];
-        for (let k = 0; k < ids.length; k++) out[at++] = ids[k];
+        const e = entries[w];
+        if (e < 0) out[at++] = newlineId;
+        else at = this.memo.copyIds(e, out, at);
       }
     };
     for (let i = 0; i < pairs.length; i++) {
@@ -227,16 +341,12 @@ export class PairEncoder {
     return { ids: out, lengths, answerStarts };
   }
 
-  /** Encode and remember `fresh`: distinct words the memo does not hold. */
-  private learn(fresh: readonly string[]): void {
-    if (this.memo.size + fresh.length > MEMO_WORDS) {
-      this.memo.clear();
-      this.memo.set('\n', Int32Array.of(this.newlineId!));
-    }
+  /** Encode the memo entries `fresh`, whose words are `words` (none a newline). */
+  private learn(fresh: readonly number[], words: readonly string[]): void {
     for (let first = 0; first < fresh.length; ) {
       let end = first;
-      for (let chars = 0; end < fresh.length && (end === first || chars < CALL_CHARS); end++) chars += fresh[end].length + 1;
-      const ids = this.tok.encode(fresh.slice(first, end).join('\n'));
+      for (let chars = 0; end < fresh.length && (end === first || chars < CALL_CHARS); end++) chars += words[end].length + 1;
+      const ids = this.tok.encode(words.slice(first, end).join('\n'));
       let from = 0;
       for (let k = first; k < end; k++) {
         let to = from;
@@ -244,7 +354,7 @@ export class PairEncoder {
         if ((to === ids.length) !== (k === end - 1)) {
           throw new Error(`PairEncoder: ${this.tok.modelPath} did not keep "\n" as one piece; wordSplitNewlineId must not have allowed word splitting`);
         }
-        this.memo.set(fresh[k], Int32Array.from(ids.slice(from, to)));
+        this.memo.setIds(fresh[k], ids, from, to);
         from = to + 1;
       }
       first = end;

@@ -46,7 +46,7 @@ async function pairsOf(file: string): Promise<QaPair[]> {
   return out;
 }
 
-test('PairEncoder, encoding each distinct word once, gives exactly encodePair\'s ids on data/sample.qa.txt and three real files', async () => {
+test('PairEncoder, encoding each distinct word once, gives exactly encodePair\'s ids on data/sample.qa.txt and three real files, with a memo of any size', async () => {
   const sample = path.join(repoRoot, 'data', 'sample.qa.txt');
   const models = [
     { name: 'nmt', input: qaFiles[1], vocabSize: 1000 },
@@ -55,26 +55,34 @@ test('PairEncoder, encoding each distinct word once, gives exactly encodePair\'s
   ];
   const files = [sample, ...qaFiles];
   const pairsPerFile = await Promise.all(files.map(pairsOf));
+  // " hkzlea" and " xabaab" have the same 32-bit FNV-1a hash and length: the memo must tell them apart by their characters.
+  files.push('two words whose hashes collide');
+  pairsPerFile.push([
+    { question: 'hkzlea xabaab?', answer: 'xabaab hkzlea xabaab' },
+    { question: 'xabaab hkzlea?', answer: 'hkzlea\nxabaab hkzlea' },
+  ]);
   for (const m of models) {
     const prefix = path.join(dir, `words-${m.name}`);
     await trainTokenizer({ ...m, outputPrefix: prefix, quiet: true });
     const tok = await loadTokenizer(`${prefix}.model`);
     const newlineId = wordSplitNewlineId(decodeModelProto(fs.readFileSync(`${prefix}.model`)));
     assert.equal(newlineId, 4, `${m.name}: a Q&A model may be encoded word by word`);
-    const encoder = new PairEncoder(tok, newlineId);
+    // The second encoder's memo holds 64 words, so it starts afresh between most batches.
+    const encoders = [new PairEncoder(tok, newlineId), new PairEncoder(tok, newlineId, 64)];
     files.forEach((file, f) => {
       const pairs = pairsPerFile[f];
       for (let first = 0; first < pairs.length; first += 256) {
         const batch = pairs.slice(first, first + 256);
-        const got = encoder.encode(batch);
-        let at = 0;
-        batch.forEach((pair, k) => {
-          const want = encodePair(tok, pair);
-          assert.deepEqual(Array.from(got.ids.subarray(at, at + got.lengths[k])), want.ids, `${m.name}, ${file}: ${pair.question}`);
-          assert.equal(got.answerStarts[k], want.answerStart);
-          at += got.lengths[k];
-        });
-        assert.equal(at, got.ids.length);
+        for (const got of encoders.map((encoder) => encoder.encode(batch))) {
+          let at = 0;
+          batch.forEach((pair, k) => {
+            const want = encodePair(tok, pair);
+            assert.deepEqual(Array.from(got.ids.subarray(at, at + got.lengths[k])), want.ids, `${m.name}, ${file}: ${pair.question}`);
+            assert.equal(got.answerStarts[k], want.answerStart);
+            at += got.lengths[k];
+          });
+          assert.equal(at, got.ids.length);
+        }
       }
     });
   }
