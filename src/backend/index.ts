@@ -50,10 +50,29 @@ function nativeUsesGpu(): boolean {
   return Boolean(backend?.isUsingGpuDevice);
 }
 
+/**
+ * Start a backend with console.warn filtered for the wasm module's abort line. Emscripten binds console.warn as
+ * its error printer when the module starts, and when its heap cannot grow it prints "Aborted()" through it before
+ * throwing; that error reaches the trainer, which reports it as one out-of-memory line (memory-fit.ts), so the
+ * bare line is noise. Every other warning passes through.
+ */
+async function setBackendQuietAborts(backend: string): Promise<boolean> {
+  const warn = console.warn;
+  console.warn = (...args: unknown[]): void => {
+    if (args.length === 1 && typeof args[0] === 'string' && args[0].startsWith('Aborted(')) return;
+    warn.apply(console, args);
+  };
+  try {
+    return await tf.setBackend(backend);
+  } finally {
+    console.warn = warn;
+  }
+}
+
 async function activate(backend: string, label: string, why: string): Promise<BackendInfo> {
   // Production mode silences tfjs's console banners (the cpu backend's "install tfjs-node" notice): this line replaces them.
   tf.enableProdMode();
-  if (!(await tf.setBackend(backend))) throw new UserError(`the ${label} backend failed to start; try --device wasm`);
+  if (!(await setBackendQuietAborts(backend))) throw new UserError(`the ${label} backend failed to start; try --device wasm`);
   await tf.ready();
   if (backend === 'wasm') registerMissingWasmKernels();
   // Faster kernels for the chosen backend (issue 6) are registered here, and only here.

@@ -176,6 +176,19 @@ describe('gptmed-train', () => {
     assert.equal(pointer(run, 'latest'), `step-${String(divergedAt - 1).padStart(6, '0')}`);
   });
 
+  it('runs out of the wasm heap with one line that says what to change, and saves nothing', () => {
+    const run = path.join(work, 'out-of-memory');
+    // 340M parameters: weights, gradients and AdamW's moments outgrow the 4 GB wasm heap in the first step.
+    const r = train(runFlags(shards, run, { 'd-model': 1536, 'n-layers': 12, 'n-heads': 12, 'd-ff': 6144, 'batch-size': 1, 'max-steps': 1 }));
+    assert.equal(r.status, 1);
+    const lines = r.stderr.trim().split('\n');
+    assert.match(lines.pop()!, /^gptmed-train: error: out of memory: a micro-batch of 1 row x \d+ positions does not fit the wasm backend's 4 GB heap \(nothing was saved\); shorter rows/);
+    // The wasm module's own "Aborted()" line is not shown.
+    assert.ok(!lines.some((l) => /Aborted\(/.test(l)), r.stderr);
+    assert.ok(!r.stderr.includes('    at '), 'no stack trace');
+    assert.ok(!fs.existsSync(path.join(run, 'latest')), 'no checkpoint');
+  });
+
   it('checks its inputs: bad settings, a context too short for the rows, a different tokenizer on resume', () => {
     let r = train(runFlags(shards, path.join(work, 'bad1'), { 'batch-size': 0 }));
     assert.equal(r.status, 1);
