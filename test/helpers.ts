@@ -6,9 +6,9 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-/** The team's shared reference data, beside the checkout (as in CI). */
-export const sharedDir = path.resolve(repoRoot, '..', 'shared');
 export const fixturesDir = path.join(repoRoot, 'test', 'fixtures');
+/** Real text from the team's shared data, copied into the repository (see its README.md). */
+export const referenceDir = path.join(fixturesDir, 'reference');
 
 /** A fresh temporary directory, removed when the process exits. */
 export function tempDir(prefix = 'gptmed-test-'): string {

@@ -8,10 +8,10 @@ import { encodePair, encodePrompt, pairText, PairEncoder, promptText, wordSplitN
 import { decodeModelProto, nmtNfkcCharsmap, PieceType, type ModelProto } from '../../src/tokenizer/model-proto.js';
 import { loadTokenizer } from '../../src/tokenizer/tokenizer.js';
 import { trainTokenizer } from '../../src/tokenizer/train.js';
-import { repoRoot, sharedDir, tempDir } from '../helpers.js';
+import { repoRoot, referenceDir, tempDir } from '../helpers.js';
 
 const dir = tempDir('gptmed-framing-');
-const qaFiles = ['bsdgames-quiz.qa.txt', 'python-faq.qa.txt', 'debian-faq.qa.txt'].map((f) => path.join(sharedDir, 'data', 'qa', f));
+const qaFiles = ['bsdgames-quiz.qa.txt', 'python-faq.qa.txt', 'debian-faq.qa.txt'].map((f) => path.join(referenceDir, f));
 
 test('promptText and pairText', () => {
   assert.equal(promptText('Why?'), 'Q: Why?\nA:');

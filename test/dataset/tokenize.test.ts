@@ -11,11 +11,11 @@ import { loadTokenRows, readShardsMeta, type TokenRows } from '../../src/dataset
 import { assignSplits, tokenizeDataset } from '../../src/dataset/tokenize.js';
 import { loadTokenizer } from '../../src/tokenizer/tokenizer.js';
 import { trainTokenizer } from '../../src/tokenizer/train.js';
-import { runCli, sharedDir, tempDir } from '../helpers.js';
+import { runCli, referenceDir, tempDir } from '../helpers.js';
 
 const dir = tempDir('gptmed-tokenize-');
-const quiz = path.join(sharedDir, 'data', 'qa', 'bsdgames-quiz.qa.txt');
-const pythonFaq = path.join(sharedDir, 'data', 'qa', 'python-faq.qa.txt');
+const quiz = path.join(referenceDir, 'bsdgames-quiz.qa.txt');
+const pythonFaq = path.join(referenceDir, 'python-faq.qa.txt');
 const model = path.join(dir, 'tok.model');
 const ready = trainTokenizer({ input: pythonFaq, outputPrefix: path.join(dir, 'tok'), vocabSize: 1000, quiet: true });
 

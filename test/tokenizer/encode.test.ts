@@ -12,11 +12,11 @@ import { loadTokenizer } from '../../src/tokenizer/tokenizer.js';
 import { trainTokenizer } from '../../src/tokenizer/train.js';
 import { readQaFile } from '../../src/convert/qa-format.js';
 import { pairText } from '../../src/dataset/framing.js';
-import { sharedDir, tempDir } from '../helpers.js';
+import { referenceDir, tempDir } from '../helpers.js';
 
 const dir = tempDir('gptmed-encode-');
-const pythonFaq = path.join(sharedDir, 'data', 'qa', 'python-faq.qa.txt');
-const debianFaq = path.join(sharedDir, 'data', 'qa', 'debian-faq.qa.txt');
+const pythonFaq = path.join(referenceDir, 'python-faq.qa.txt');
+const debianFaq = path.join(referenceDir, 'debian-faq.qa.txt');
 
 function spmEncodeIds(model: string, input: string): number[][] {
   const r = spawnSync('spm_encode', [`--model=${model}`, '--output_format=id', `--input=${input}`], { encoding: 'utf8', maxBuffer: 64 << 20 });

@@ -5,10 +5,10 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { UserError } from '../../src/common/errors.js';
 import { loadTokenizer } from '../../src/tokenizer/tokenizer.js';
-import { runCli, sharedDir, tempDir } from '../helpers.js';
+import { runCli, referenceDir, tempDir } from '../helpers.js';
 
 const dir = tempDir('gptmed-tok-errors-');
-const quiz = path.join(sharedDir, 'data', 'qa', 'bsdgames-quiz.qa.txt');
+const quiz = path.join(referenceDir, 'bsdgames-quiz.qa.txt');
 
 function oneLineError(r: { status: number | null; stderr: string }, pattern: RegExp): void {
   assert.equal(r.status, 1, r.stderr);

@@ -7,10 +7,10 @@ import { readQaFile } from '../../src/convert/qa-format.js';
 import { decodeModelProto, PieceType } from '../../src/tokenizer/model-proto.js';
 import { loadTokenizer } from '../../src/tokenizer/tokenizer.js';
 import { trainTokenizer } from '../../src/tokenizer/train.js';
-import { sharedDir, tempDir } from '../helpers.js';
+import { referenceDir, tempDir } from '../helpers.js';
 
 const dir = tempDir('gptmed-qa-mode-');
-const pythonFaq = path.join(sharedDir, 'data', 'qa', 'python-faq.qa.txt');
+const pythonFaq = path.join(referenceDir, 'python-faq.qa.txt');
 const prefix = path.join(dir, 'qa');
 const trained = trainTokenizer({ input: pythonFaq, outputPrefix: prefix, vocabSize: 1500, quiet: true });
 

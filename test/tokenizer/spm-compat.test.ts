@@ -9,12 +9,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { trainTokenizer, type Normalization } from '../../src/tokenizer/train.js';
-import { runCli, sharedDir, tempDir } from '../helpers.js';
+import { runCli, referenceDir, tempDir } from '../helpers.js';
 
 const dir = tempDir('gptmed-spm-compat-');
 const corpora = {
-  quiz: path.join(sharedDir, 'data', 'qa', 'bsdgames-quiz.qa.txt'),
-  pythonFaq: path.join(sharedDir, 'data', 'qa', 'python-faq.qa.txt'),
+  quiz: path.join(referenceDir, 'bsdgames-quiz.qa.txt'),
+  pythonFaq: path.join(referenceDir, 'python-faq.qa.txt'),
 };
 
 /** spm_train with its defaults; the outputs are renamed to <prefix>.spm.{model,vocab}. */
@@ -45,12 +45,7 @@ for (const [name, input] of Object.entries(corpora)) {
 }
 
 test('a 1 MB slice of sotu.txt (very long lines, --max-sentence-length) at vocab 8000 matches spm_train, through the CLI', () => {
-  const slice = path.join(dir, 'sotu-1mb.txt');
-  const fd = fs.openSync(path.join(sharedDir, 'data', 'corpus', 'sotu.txt'), 'r');
-  const buf = Buffer.alloc(1 << 20);
-  fs.readSync(fd, buf, 0, buf.length, 0);
-  fs.closeSync(fd);
-  fs.writeFileSync(slice, buf.subarray(0, buf.lastIndexOf(0x0a) + 1));
+  const slice = path.join(referenceDir, 'sotu-1mb.txt');
   const prefix = path.join(dir, 'sotu');
   spmTrain(slice, prefix, 8000, 'nmt_nfkc', ['--max_sentence_length=300000']);
   const r = runCli('train-tokenizer', ['--input', slice, '--output-prefix', prefix, '--vocab-size', '8000', '--max-sentence-length', '300000', '--quiet']);
