@@ -15,7 +15,7 @@ import * as path from 'node:path';
 import { dump, parse } from 'npyjs';
 import { AtomicFileWriter } from '../common/atomic.js';
 import { UserError } from '../common/errors.js';
-import type { SpecialIds, Tokenizer } from '../tokenizer/tokenizer.js';
+import type { SpecialIds } from '../tokenizer/tokenizer.js';
 
 export type SplitName = 'train' | 'val' | 'test';
 export const SPLIT_NAMES: readonly SplitName[] = ['train', 'val', 'test'];
