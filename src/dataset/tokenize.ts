@@ -310,7 +310,10 @@ async function encodeToFile(starting: Promise<EncoderPool>, workerCount: number,
     const submit = async (): Promise<void> => {
       const [n, pairs] = [batchNo++, batch];
       // Callbacks on one promise run in the order they were added: batches reach the workers in order.
-      inFlight.push(starting.then((pool) => pool.encode(n, pairs)));
+      const reply = starting.then((pool) => pool.encode(n, pairs));
+      // drainOne rethrows the first failure; the batches behind it must not count as unhandled rejections too.
+      reply.catch(() => undefined);
+      inFlight.push(reply);
       batch = [];
       if (inFlight.length >= workerCount * 4) await drainOne();
     };

@@ -9,6 +9,7 @@ import { readQaFile, type QaPair } from '../../src/convert/qa-format.js';
 import { encodePair } from '../../src/dataset/framing.js';
 import { loadTokenRows, readShardsMeta, type TokenRows } from '../../src/dataset/shards.js';
 import { assignSplits, tokenizeDataset } from '../../src/dataset/tokenize.js';
+import { decodeModelProto, encodeModelProto } from '../../src/tokenizer/model-proto.js';
 import { loadTokenizer } from '../../src/tokenizer/tokenizer.js';
 import { trainTokenizer } from '../../src/tokenizer/train.js';
 import { runCli, referenceDir, tempDir } from '../helpers.js';
@@ -125,12 +126,17 @@ test('pairs longer than a row are cut into windows --stride apart and counted; -
   }
 });
 
-test('bad input: non-Q&A text, missing or corrupt model, an existing output without --force, bad flags', async () => {
+test('bad input: non-Q&A text, missing or corrupt model, a model SentencePiece refuses, an existing output without --force, bad flags', async () => {
   await ready;
   const plain = path.join(dir, 'plain.txt');
   fs.writeFileSync(plain, 'just some text\nwithout any pairs\n');
   const garbage = path.join(dir, 'garbage.model');
   fs.writeFileSync(garbage, Buffer.from([0x0a, 0xff, 0xff, 0x01, 0x02, 0x03]));
+  // A well-formed ModelProto that SentencePiece refuses to load (a piece defined twice): the workers find out.
+  const refused = path.join(dir, 'refused.model');
+  const proto = decodeModelProto(fs.readFileSync(model));
+  proto.pieces[10] = { ...proto.pieces[11] };
+  fs.writeFileSync(refused, encodeModelProto(proto));
   const exists = path.join(dir, 'exists');
   fs.mkdirSync(exists);
   fs.writeFileSync(path.join(exists, 'keep.txt'), 'mine');
@@ -138,6 +144,7 @@ test('bad input: non-Q&A text, missing or corrupt model, an existing output with
     [['--input', plain, '--tokenizer', model, '--output-dir', path.join(dir, 'o1')], /plain\.txt: no Q&A pairs found/],
     [['--input', quiz, '--tokenizer', path.join(dir, 'nope.model'), '--output-dir', path.join(dir, 'o2')], /nope\.model: tokenizer model file not found/],
     [['--input', quiz, '--tokenizer', garbage, '--output-dir', path.join(dir, 'o3')], /garbage\.model: not a (valid )?SentencePiece model/],
+    [['--input', quiz, '--tokenizer', refused, '--output-dir', path.join(dir, 'o6')], /refused\.model: SentencePiece cannot load this model \(.*already defined.*\); re-run gptmed-train-tokenizer/],
     [['--input', quiz, '--tokenizer', model, '--output-dir', exists], /exists already exists; .*--force/],
     [['--input', quiz, '--tokenizer', model, '--output-dir', path.join(dir, 'o4'), '--train-split', '1.5'], /--train-split must be between 0 and 1/],
     [['--input', quiz, '--tokenizer', model, '--output-dir', path.join(dir, 'o5'), '--max-length', '64', '--stride', '65'], /--stride must be an integer from 1 to --max-length/],
@@ -150,7 +157,7 @@ test('bad input: non-Q&A text, missing or corrupt model, an existing output with
     assert.match(lines[0], /^gptmed-tokenize: error: /);
     assert.match(lines[0], pattern);
   }
-  for (const o of ['o1', 'o2', 'o3', 'o4', 'o5']) assert.equal(fs.existsSync(path.join(dir, o)), false);
+  for (const o of ['o1', 'o2', 'o3', 'o4', 'o5', 'o6']) assert.equal(fs.existsSync(path.join(dir, o)), false);
   assert.deepEqual(fs.readdirSync(exists), ['keep.txt']);
   assert.deepEqual(fs.readdirSync(dir).filter((f) => f.includes('.tmp-')), [], 'no scratch left behind');
 });
