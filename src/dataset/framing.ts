@@ -147,7 +147,7 @@ class WordMemo {
   private charsUsed = 0;
   private ids = new Int32Array(1 << 16);
   private idsUsed = 0;
-  // Per entry: hash, characters (start, length), ids (start, length; start -1 while not yet encoded).
+  // Per entry: hash, characters (start, length), ids (start, length; set by setIds).
   private hashes = new Int32Array(1 << 11);
   private charStart = new Int32Array(1 << 11);
   private charLength = new Int32Array(1 << 11);
@@ -188,7 +188,6 @@ class WordMemo {
     this.hashes[e] = hash;
     this.charStart[e] = this.charsUsed - (end - start);
     this.charLength[e] = end - start;
-    this.idStart[e] = -1;
     this.slots[slot] = e + 1;
     if (this.size * 2 > this.slots.length) this.rehash();
     return e;
@@ -202,10 +201,6 @@ class WordMemo {
       while (this.slots[slot] !== 0) slot = (slot + 1) & mask;
       this.slots[slot] = e + 1;
     }
-  }
-
-  encoded(e: number): boolean {
-    return this.idStart[e] >= 0;
   }
 
   setIds(e: number, ids: ArrayLike<number>, from: number, to: number): void {
@@ -282,8 +277,8 @@ export class PairEncoder {
     const words = new IdList();
     const promptEnds = new Int32Array(pairs.length);
     const pairEnds = new Int32Array(pairs.length);
-    // Entries new in this batch, and their words (the only strings made here).
-    const fresh: number[] = [];
+    // Entries from firstNew on are new in this batch; freshWords are their words (the only strings made here).
+    const firstNew = this.memo.size;
     const freshWords: string[] = [];
     const scan = (text: string): void => {
       let start = 0;
@@ -295,11 +290,7 @@ export class PairEncoder {
             words.pushOne(-1);
           } else {
             const e = this.memo.entry(text, start, i, hash);
-            // Entries are numbered as they are added, so a new one is above every entry in fresh.
-            if (!this.memo.encoded(e) && (fresh.length === 0 || fresh[fresh.length - 1] < e)) {
-              fresh.push(e);
-              freshWords.push(text.slice(start, i));
-            }
+            if (e === firstNew + freshWords.length) freshWords.push(text.slice(start, i));
             words.pushOne(e);
           }
           start = i;
@@ -314,7 +305,7 @@ export class PairEncoder {
       scan(` ${pair.answer}`);
       pairEnds[i] = words.length;
     });
-    this.learn(fresh, freshWords);
+    this.learn(firstNew, freshWords);
     const entries = words.view();
     let total = 2 * pairs.length;
     for (const e of entries) total += e < 0 ? 1 : this.memo.idCount(e);
@@ -341,11 +332,11 @@ export class PairEncoder {
     return { ids: out, lengths, answerStarts };
   }
 
-  /** Encode the memo entries `fresh`, whose words are `words` (none a newline). */
-  private learn(fresh: readonly number[], words: readonly string[]): void {
-    for (let first = 0; first < fresh.length; ) {
+  /** Encode the memo entries firstEntry, firstEntry + 1, ..., whose words are `words` (none a newline). */
+  private learn(firstEntry: number, words: readonly string[]): void {
+    for (let first = 0; first < words.length; ) {
       let end = first;
-      for (let chars = 0; end < fresh.length && (end === first || chars < CALL_CHARS); end++) chars += words[end].length + 1;
+      for (let chars = 0; end < words.length && (end === first || chars < CALL_CHARS); end++) chars += words[end].length + 1;
       const ids = this.tok.encode(words.slice(first, end).join('\n'));
       let from = 0;
       for (let k = first; k < end; k++) {
@@ -354,7 +345,7 @@ export class PairEncoder {
         if ((to === ids.length) !== (k === end - 1)) {
           throw new Error(`PairEncoder: ${this.tok.modelPath} did not keep "\n" as one piece; wordSplitNewlineId must not have allowed word splitting`);
         }
-        this.memo.setIds(fresh[k], ids, from, to);
+        this.memo.setIds(firstEntry + k, ids, from, to);
         from = to + 1;
       }
       first = end;

@@ -17,7 +17,7 @@ import seedrandom from 'seedrandom';
 import { refuseExisting, tempPathFor, writeDirAtomic, writeFileAtomic } from '../common/atomic.js';
 import { UserError } from '../common/errors.js';
 import { sha256File } from '../common/hash.js';
-import { checkInputFile, checkTextFile } from '../common/input.js';
+import { checkTextFile } from '../common/input.js';
 import { Progress } from '../common/progress.js';
 import { formatQaPair, readQaFile, type QaPair } from '../convert/qa-format.js';
 import { inspectModel, type ModelInfo } from '../tokenizer/tokenizer.js';
@@ -222,10 +222,6 @@ class EncoderPool {
     return pool;
   }
 
-  get size(): number {
-    return this.workers.length;
-  }
-
   encode(batch: number, pairs: QaPair[]): Promise<EncodeReply> {
     if (this.failure) return Promise.reject(this.failure);
     const w = this.workers[this.next++ % this.workers.length];
@@ -261,18 +257,16 @@ export async function tokenizeDataset(opts: TokenizeOptions): Promise<ShardsMeta
   };
   checkOptions(o);
   checkTextFile(opts.input);
-  checkInputFile(opts.tokenizer, 'tokenizer model');
   refuseExisting(opts.outputDir, opts.force ?? false);
-  // The workers start loading SentencePiece (a third of a second) first, and
-  // the input is read while they do; a model they cannot load fails here with
-  // inspectModel's message.
+  // The workers load the model into SentencePiece; here its facts are enough.
+  const tok = inspectModel(opts.tokenizer);
+  requireSpecials(tok, opts.tokenizer);
+
+  // The workers take a third of a second to start: the input is read meanwhile (encodeToFile).
   const workerCount = opts.workers ?? Math.max(1, Math.min(os.availableParallelism(), 8));
   const starting = EncoderPool.start(path.resolve(opts.tokenizer), workerCount);
   starting.catch(() => undefined);
   try {
-    // The workers load the model into SentencePiece; here its facts are enough.
-    const tok = inspectModel(opts.tokenizer);
-    requireSpecials(tok, opts.tokenizer);
     return await tokenizeWith(starting, workerCount, tok, o, opts, warn);
   } finally {
     await starting.then((p) => p.close(), () => undefined);
