@@ -8,10 +8,41 @@ import * as path from 'node:path';
 import { UserError } from './errors.js';
 
 let counter = 0;
-/** A temporary path beside `target`, on the same filesystem so rename is atomic. */
+/**
+ * A temporary path beside `target`, on the same filesystem so rename is atomic.
+ * Temporaries of `target` left by a process that no longer runs (killed with
+ * SIGKILL, which no handler sees) are removed first: a killed gptmed-tokenize
+ * leaves a scratch directory as large as its token ids.
+ */
 export function tempPathFor(target: string): string {
   const dir = path.dirname(target);
-  return path.join(dir, `.${path.basename(target)}.tmp-${process.pid}-${Date.now()}-${counter++}`);
+  const prefix = `.${path.basename(target)}.tmp-`;
+  removeOrphans(dir, prefix);
+  return path.join(dir, `${prefix}${process.pid}-${Date.now()}-${counter++}`);
+}
+
+function removeOrphans(dir: string, prefix: string): void {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return; // no directory yet: nothing left behind
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const pid = Number.parseInt(name.slice(prefix.length), 10);
+    if (Number.isInteger(pid) && pid > 0 && !isRunning(pid)) fs.rmSync(path.join(dir, name), { recursive: true, force: true });
+  }
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it runs, as another user.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** Refuse an existing output unless `force`; `flag` names the option for the message. */

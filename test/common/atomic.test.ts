@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { AtomicFileWriter, refuseExisting, writeDirAtomic, writeFileAtomic } from '../../src/common/atomic.js';
+import { AtomicFileWriter, refuseExisting, tempPathFor, writeDirAtomic, writeFileAtomic } from '../../src/common/atomic.js';
 import { UserError } from '../../src/common/errors.js';
 import { tempDir } from '../helpers.js';
 
@@ -64,4 +65,24 @@ test('refuseExisting names the file and the flag', () => {
   fs.writeFileSync(f, '');
   assert.throws(() => refuseExisting(f, false), (e: unknown) => e instanceof UserError && e.message.includes(f) && e.message.includes('--force'));
   refuseExisting(f, true);
+});
+
+test('a temporary left by a killed process is removed by the next writer of the same output; a live one is kept', () => {
+  const dir = tempDir();
+  const out = path.join(dir, 'shards');
+  // A process that was SIGKILLed: its pid no longer runs.
+  const killed = spawnSync(process.execPath, ['-e', 'process.kill(process.pid, "SIGKILL")']);
+  assert.equal(killed.signal, 'SIGKILL');
+  const orphan = path.join(dir, `.shards.tmp-${killed.pid}-1-0`);
+  const live = path.join(dir, `.shards.tmp-${process.pid}-1-0`);
+  const other = path.join(dir, `.other.tmp-${killed.pid}-1-0`);
+  for (const d of [orphan, live, other]) {
+    fs.mkdirSync(d);
+    fs.writeFileSync(path.join(d, 'pairs.ids'), 'x');
+  }
+  const next = tempPathFor(out);
+  assert.equal(fs.existsSync(orphan), false, 'the dead process\'s temporary is gone');
+  assert.equal(fs.existsSync(live), true, 'a running process\'s temporary is kept');
+  assert.equal(fs.existsSync(other), true, 'another output\'s temporary is not touched');
+  assert.ok(path.basename(next).startsWith(`.shards.tmp-${process.pid}-`));
 });
