@@ -24,6 +24,10 @@ import { defineCommand } from './command.js';
 export function modelAndSamplingFlags<T>(y: Argv<T>, presetDefault?: PresetName) {
   const shown = resolveOptions({ preset: presetDefault });
   return y
+    // With boolean negation on, yargs reads `--no-repeat-ngram 3` as `--repeat-ngram false` and a stray 3.
+    // Off for these two commands only (convert's --no-header keeps it). parserConfiguration replaces the
+    // whole setting, so the shared one from command.ts is repeated here.
+    .parserConfiguration({ 'duplicate-arguments-array': false, 'boolean-negation': false })
     .option('checkpoint', { type: 'string', describe: 'run directory (its best checkpoint), step directory, or best/latest file', defaultDescription: `best in ${defaultCheckpointDir()} (configs/train.json)` })
     .option('tokenizer', { type: 'string', describe: 'tokenizer .model; must be the one the model was trained with', defaultDescription: 'the one recorded in the checkpoint' })
     .option('preset', { choices: PRESET_NAMES, describe: 'a set of sampling options (configs/generate.json); explicit flags override it', defaultDescription: presetDefault ?? 'none' })

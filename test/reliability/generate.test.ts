@@ -1,0 +1,98 @@
+/**
+ * Reliability of gptmed-generate and gptmed-evaluate (issue 10): every documented
+ * flag spelling parses, outputs are checked before the work, absurd questions
+ * and broken checkpoints give one line that names the right thing.
+ */
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { repoRoot, runCli, tempDir, type CliResult } from '../helpers.js';
+
+/** The text of one `<!-- section: NAME ... -->` of MANUAL.md. */
+function manualSection(name: string): string {
+  const manual = fs.readFileSync(path.join(repoRoot, 'MANUAL.md'), 'utf8');
+  const start = manual.indexOf(`<!-- section: ${name} `);
+  const end = manual.indexOf(`<!-- end section: ${name} -->`);
+  assert.ok(start >= 0 && end > start, `MANUAL.md has a section "${name}"`);
+  return manual.slice(start, end);
+}
+
+/**
+ * Every flag spelling a section documents for `gptmed-<command>`: the flags on its example command
+ * lines, and every inline code span that is a flag (`--top-k`, `-o`, `--input-file F`).
+ */
+function documentedFlags(command: string, text: string): string[] {
+  const flags = new Set<string>();
+  const [prose, code] = [[] as string[], [] as string[]];
+  text.split('```').forEach((part, i) => (i % 2 === 0 ? prose : code).push(part));
+  for (const line of code.join('\n').split('\n')) {
+    if (!line.startsWith(`gptmed-${command} `)) continue;
+    for (const word of line.split(/\s+/)) {
+      const m = /^\[?(--?[a-z][\w-]*)/.exec(word);
+      if (m) flags.add(m[1]);
+    }
+  }
+  for (const [, span] of prose.join('\n').matchAll(/`([^`\n]+)`/g)) {
+    const m = /^(--?[a-z][\w-]*)(?: [A-Z]+)?$/.exec(span);
+    if (m) flags.add(m[1]);
+  }
+  return [...flags].sort();
+}
+
+const booleans = new Set(['--stream', '--interactive', '-i', '--force', '--json']);
+
+function documentedRuns(dir: string): Record<string, string[][]> {
+  const questions = path.join(dir, 'questions.txt');
+  fs.writeFileSync(questions, 'What is Python?\n');
+  const values: Record<string, string> = { '--preset': 'greedy', '--device': 'wasm', '--prompt': 'hi', '-p': 'hi', '--input-file': questions, '--data': questions };
+  let outputs = 0;
+  const withValue = (flag: string): string[] => {
+    if (booleans.has(flag)) return [flag];
+    if (flag === '--output' || flag === '-o') return [flag, path.join(dir, `out-${outputs++}.jsonl`)];
+    return [flag, values[flag] ?? (flag === '--tokenizer' || flag === '--checkpoint' ? path.join(dir, 'nope') : '1')];
+  };
+  // generate takes exactly one of its three modes, and --output only with --input-file: those spellings
+  // run one by one, all the others together behind --prompt.
+  const modeArgs: Record<string, string[]> = {
+    '--prompt': [], '-p': [], '--input-file': [], '--interactive': [], '-i': [],
+    '--output': ['--input-file', questions], '-o': ['--input-file', questions],
+  };
+  const generateFlags = documentedFlags('generate', manualSection('generate'));
+  const evaluateFlags = documentedFlags('evaluate', manualSection('evaluate'));
+  return {
+    generate: [
+      ['-p', 'hi', ...generateFlags.filter((f) => !(f in modeArgs)).flatMap(withValue)],
+      ...generateFlags.filter((f) => f in modeArgs).map((f) => [...modeArgs[f], ...withValue(f)]),
+    ],
+    evaluate: [['--data', questions, ...evaluateFlags.flatMap(withValue)]],
+  };
+}
+
+function assertParsed(command: string, args: string[], r: CliResult, missing: string): void {
+  const what = `gptmed-${command} ${args.join(' ')}: ${r.stderr}`;
+  assert.doesNotMatch(r.stderr, /Unknown argument|Not enough arguments|Invalid values|see gptmed/, what);
+  // The flags parsed and the command ran as far as the (missing) checkpoint.
+  assert.equal(r.status, 1, what);
+  assert.match(r.stderr, new RegExp(`^gptmed(-${command}| ${command})?: error: ${missing}: no such checkpoint`, 'm'), what);
+}
+
+test('MANUAL.md: every flag spelling documented for generate and evaluate is accepted, --no-repeat-ngram N included', () => {
+  const dir = tempDir();
+  const missing = path.join(dir, 'no-such-run');
+  const runs = documentedRuns(dir);
+  const documented = runs.generate.flat().concat(runs.evaluate.flat());
+  for (const flag of ['--no-repeat-ngram', '--max-length', '-o', '-p', '-i', '--limit', '--json']) assert.ok(documented.includes(flag), `found ${flag} in MANUAL.md`);
+  for (const [command, list] of Object.entries(runs)) {
+    for (const args of list) {
+      const full = [...args, '--checkpoint', missing];
+      assertParsed(command, full, runCli(command, full), missing);
+    }
+  }
+  const umbrella = ['generate', '-p', 'hi', '--no-repeat-ngram', '2', '--checkpoint', missing];
+  assertParsed('generate', umbrella, runCli('gptmed', umbrella), missing);
+  // Boolean negation stays on elsewhere: convert's --no-header still parses.
+  const convert = runCli('convert', ['--no-header', path.join(dir, 'none.csv'), '-o', path.join(dir, 'x.qa.txt')]);
+  assert.equal(convert.status, 1, convert.stderr);
+  assert.match(convert.stderr, /none\.csv/);
+});
