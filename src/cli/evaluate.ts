@@ -1,7 +1,8 @@
 /** gptmed-evaluate: answer perplexity, exact match and token F1 on held-out Q&A pairs. */
-import { refuseExisting, writeFileAtomic } from '../common/atomic.js';
+import { writeFileAtomic } from '../common/atomic.js';
 import { Progress } from '../common/progress.js';
 import { evaluate, generateConfig, jsonLine, loadModel, type EvaluateReport } from '../generate/index.js';
+import { checkOutput } from '../generate/output.js';
 import { defineCommand } from './command.js';
 import { modelAndSamplingFlags, samplingRequest } from './generate.js';
 
@@ -29,7 +30,7 @@ export const evaluateCommand = defineCommand({
       .option('force', { type: 'boolean', default: false, describe: 'overwrite --output if it exists' })
       .option('json', { type: 'boolean', default: false, describe: 'print the metrics as one JSON object' }),
   handler: async (a) => {
-    refuseExisting(a.output, a.force);
+    checkOutput(a.output, a.force);
     const lm = await loadModel({ checkpoint: a.checkpoint, tokenizer: a.tokenizer, device: a.device });
     process.stderr.write(`${lm.backend.line}\n`);
     try {

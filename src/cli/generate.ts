@@ -1,7 +1,7 @@
 /** gptmed-generate: answer questions with a trained model (one, a file of them, or a prompt loop). */
 import * as readline from 'node:readline';
 import type { Argv } from 'yargs';
-import { AtomicFileWriter, refuseExisting } from '../common/atomic.js';
+import { AtomicFileWriter } from '../common/atomic.js';
 import { UserError } from '../common/errors.js';
 import { Progress } from '../common/progress.js';
 import { devices, type Device } from '../backend/index.js';
@@ -18,6 +18,7 @@ import {
   type LoadedModel,
   type PresetName,
 } from '../generate/index.js';
+import { checkOutput } from '../generate/output.js';
 import { defineCommand } from './command.js';
 
 /** Flags shared by gptmed-generate and gptmed-evaluate: where the model is, and how answers are drawn. */
@@ -108,8 +109,7 @@ async function interactive(lm: LoadedModel, request: GenerationRequest, stream: 
   rl.close();
 }
 
-async function answerFile(lm: LoadedModel, file: string, request: GenerationRequest, output: string | undefined, force: boolean): Promise<void> {
-  if (output) refuseExisting(output, force);
+async function answerFile(lm: LoadedModel, file: string, request: GenerationRequest, output: string | undefined): Promise<void> {
   const { questions, skipped, format } = readQuestionFile(file);
   if (skipped.length > 0) process.stderr.write(`note: ${file}: skipped ${skipped.length} malformed block(s), first at ${skipped[0]}\n`);
   const writer = output ? new AtomicFileWriter(output) : null;
@@ -158,10 +158,11 @@ export const generateCommand = defineCommand({
       }),
   handler: async (a) => {
     const request: GenerationRequest = { ...samplingRequest(a), numSamples: a.numSamples };
+    if (a.output !== undefined) checkOutput(a.output, a.force);
     const lm = await loadModel({ checkpoint: a.checkpoint, tokenizer: a.tokenizer, device: a.device });
     process.stderr.write(`${lm.backend.line}\n`);
     try {
-      if (a.inputFile !== undefined) await answerFile(lm, a.inputFile, request, a.output, a.force);
+      if (a.inputFile !== undefined) await answerFile(lm, a.inputFile, request, a.output);
       else if (a.interactive) await interactive(lm, request, a.stream);
       else await answerToStdout(lm, a.prompt!, request, a.stream);
     } finally {

@@ -96,3 +96,55 @@ test('MANUAL.md: every flag spelling documented for generate and evaluate is acc
   assert.equal(convert.status, 1, convert.stderr);
   assert.match(convert.stderr, /none\.csv/);
 });
+
+/** A directory this process cannot write in: chmod 555, or, for root (who writes anywhere), /sys; null if neither. */
+function unwritableDir(dir: string): string | null {
+  const locked = path.join(dir, 'locked');
+  fs.mkdirSync(locked);
+  fs.chmodSync(locked, 0o555);
+  for (const d of [locked, '/sys']) {
+    try {
+      fs.writeFileSync(path.join(d, 'probe'), '');
+      fs.rmSync(path.join(d, 'probe'));
+    } catch {
+      return d;
+    }
+  }
+  return null;
+}
+
+test('an -o that cannot be written is refused before the model is loaded, naming the path the user gave', () => {
+  const dir = tempDir();
+  const missing = path.join(dir, 'no-such-run');
+  const questions = path.join(dir, 'questions.txt');
+  fs.writeFileSync(questions, 'What is Python?\n');
+  const existing = path.join(dir, 'answers.jsonl');
+  fs.writeFileSync(existing, 'keep me\n');
+  const outDir = path.join(dir, 'out');
+  fs.mkdirSync(outDir);
+  const cases: Array<[string, RegExp]> = [
+    [outDir, /: is a directory; give --output a file name$/],
+    [existing, / already exists; choose another output or pass --force/],
+    [path.join(questions, 'answers.jsonl'), /: .*questions\.txt is not a directory; choose another --output$/],
+  ];
+  const locked = unwritableDir(dir);
+  if (locked) cases.push([path.join(locked, 'answers.jsonl'), /: cannot be written \(E[A-Z]+: .* in .*\); choose another --output/]);
+  for (const [output, message] of cases) {
+    const runs: Array<[string, string[]]> = [
+      ['generate', ['--input-file', questions, '-o', output, '--checkpoint', missing, '--device', 'wasm']],
+      ['evaluate', ['--data', questions, '-o', output, '--checkpoint', missing, '--device', 'wasm']],
+    ];
+    for (const [command, args] of runs) {
+      const r = runCli(command, args);
+      const what = `gptmed-${command} -o ${output}: ${r.stderr}`;
+      assert.equal(r.status, 1, what);
+      assert.equal(r.stderr.trim().split('\n').length, 1, what);
+      assert.ok(r.stderr.startsWith(`gptmed-${command}: error: ${output}`), what);
+      assert.match(r.stderr.trim(), message, what);
+      assert.doesNotMatch(r.stderr, /\.tmp-/, 'the hidden temporary is never named');
+    }
+  }
+  assert.equal(fs.readFileSync(existing, 'utf8'), 'keep me\n');
+  assert.deepEqual(fs.readdirSync(outDir), []);
+  assert.deepEqual(fs.readdirSync(dir).sort(), ['answers.jsonl', 'locked', 'out', 'questions.txt'].filter((n) => fs.existsSync(path.join(dir, n))).sort());
+});
