@@ -45,7 +45,7 @@ export async function loadModel(options: LoadModelOptions = {}): Promise<LoadedM
         : `${given}: no checkpoint in the default checkpoint directory; train one with gptmed-train or pass --checkpoint`,
     );
   }
-  const { model, manifest, dir } = await loadCheckpoint(given);
+  const { model, manifest, dir } = await loadCheckpoint(given, '--checkpoint');
   try {
     const tokenizerFile = options.tokenizer ?? path.resolve(dir, manifest.tokenizer.file);
     if (!options.tokenizer && !fs.existsSync(tokenizerFile)) {

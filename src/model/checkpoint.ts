@@ -122,33 +122,51 @@ export function writePointer(runDir: string, name: PointerName, stepDir: string)
   writeFileAtomic(path.join(runDir, name), `${path.basename(stepDir)}\n`);
 }
 
-/** The step directory a pointer names, or null when there is no pointer. */
-export function readPointer(runDir: string, name: PointerName): string | null {
+/**
+ * What to do about a checkpoint that cannot be used, with the flag that takes another:
+ * gptmed-train's --resume-from, or --checkpoint in gptmed-generate and gptmed-evaluate.
+ */
+const useAnother = (flag: string): string => `give another checkpoint with ${flag}`;
+
+/** Why a step directory that should hold a checkpoint does not: it is gone, or it lacks its manifest. */
+function stepDirProblem(dir: string): string | null {
+  if (!fs.existsSync(dir)) return 'which is missing';
+  if (!fs.existsSync(path.join(dir, manifestFile))) return `which has no ${manifestFile} (an incomplete or damaged checkpoint)`;
+  return null;
+}
+
+/** The step directory a pointer names, or null when there is no pointer; `flag` is the one the user gave the checkpoint with. */
+export function readPointer(runDir: string, name: PointerName, flag = '--resume-from'): string | null {
   const file = path.join(runDir, name);
   if (!fs.existsSync(file)) return null;
   const target = fs.readFileSync(file, 'utf8').trim();
   if (!/^step-\d+$/.test(target)) throw new UserError(`${file}: expected the name of a step directory (step-NNNNNN), found "${target.slice(0, 40)}"`);
   const dir = path.join(runDir, target);
-  if (!fs.existsSync(path.join(dir, manifestFile))) throw new UserError(`${file}: points to ${target}, which is missing; resume from another checkpoint with --resume-from`);
+  const problem = stepDirProblem(dir);
+  if (problem) throw new UserError(`${file}: points to ${target}, ${problem}; ${useAnother(flag)}`);
   return dir;
 }
 
 /**
  * A step directory from what a user gives: a step directory, its manifest.json,
  * a `best`/`latest` pointer file, or a run directory (its `best`, else `latest`).
+ * `flag` names the option it came from, for the advice in messages.
  */
-export function resolveCheckpoint(pathOrRunDir: string, prefer: PointerName = 'best'): string {
+export function resolveCheckpoint(pathOrRunDir: string, prefer: PointerName = 'best', flag = '--resume-from'): string {
   if (!fs.existsSync(pathOrRunDir)) throw new UserError(`${pathOrRunDir}: no such checkpoint or run directory`);
   const st = fs.statSync(pathOrRunDir);
   if (st.isFile()) {
     const base = path.basename(pathOrRunDir);
     if (base === manifestFile) return path.dirname(pathOrRunDir);
-    if (base === 'best' || base === 'latest') return readPointer(path.dirname(pathOrRunDir), base)!;
+    if (base === 'best' || base === 'latest') return readPointer(path.dirname(pathOrRunDir), base, flag)!;
     throw new UserError(`${pathOrRunDir}: not a checkpoint; give a run directory or a step-NNNNNN directory`);
   }
   if (fs.existsSync(path.join(pathOrRunDir, manifestFile))) return pathOrRunDir;
+  if (/^step-\d+$/.test(path.basename(path.resolve(pathOrRunDir)))) {
+    throw new UserError(`${pathOrRunDir}: a step directory without ${manifestFile} (an incomplete or damaged checkpoint); ${useAnother(flag)}`);
+  }
   const other: PointerName = prefer === 'best' ? 'latest' : 'best';
-  const found = readPointer(pathOrRunDir, prefer) ?? readPointer(pathOrRunDir, other);
+  const found = readPointer(pathOrRunDir, prefer, flag) ?? readPointer(pathOrRunDir, other, flag);
   if (!found) throw new UserError(`${pathOrRunDir}: no checkpoint here (no manifest.json, no best or latest pointer); train first with gptmed-train`);
   return found;
 }
@@ -192,11 +210,11 @@ export function modelFromCheckpoint(stepDir: string, manifest: CheckpointManifes
 
 /**
  * Load a trained model: `pathOrRunDir` is a step directory, or a run directory
- * (its `best`, else its `latest`). The backend must be initialised first
- * (initBackend in src/backend).
+ * (its `best`, else its `latest`), given with `flag` (named in messages). The
+ * backend must be initialised first (initBackend in src/backend).
  */
-export async function loadCheckpoint(pathOrRunDir: string): Promise<{ model: GPT; manifest: CheckpointManifest; dir: string }> {
-  const dir = resolveCheckpoint(pathOrRunDir);
+export async function loadCheckpoint(pathOrRunDir: string, flag = '--checkpoint'): Promise<{ model: GPT; manifest: CheckpointManifest; dir: string }> {
+  const dir = resolveCheckpoint(pathOrRunDir, 'best', flag);
   const manifest = readManifest(dir);
   return { model: modelFromCheckpoint(dir, manifest), manifest, dir };
 }

@@ -69,6 +69,22 @@ describe('checkpoint format', () => {
     await assert.rejects(loadCheckpoint(path.join(run, 'nothing')), /no such checkpoint or run directory/);
   });
 
+  it('a step directory without manifest.json is called incomplete, not missing, and the advice names the flag given', async () => {
+    const run = tempDir();
+    const model = new GPT(config, { seed: 2 });
+    const step = await saveCheckpoint(run, model, fields(4), null);
+    model.dispose();
+    writePointer(run, 'best', step);
+    fs.rmSync(path.join(step, 'manifest.json'));
+    const incomplete = /points to step-000004, which has no manifest\.json \(an incomplete or damaged checkpoint\); give another checkpoint with --checkpoint$/;
+    assert.throws(() => resolveCheckpoint(run, 'best', '--checkpoint'), incomplete);
+    await assert.rejects(loadCheckpoint(run), incomplete);
+    assert.throws(() => resolveCheckpoint(path.join(run, 'best'), 'best', '--checkpoint'), incomplete);
+    assert.throws(() => resolveCheckpoint(step, 'latest', '--resume-from'), /step-000004: a step directory without manifest\.json \(an incomplete or damaged checkpoint\); give another checkpoint with --resume-from$/);
+    fs.rmSync(step, { recursive: true });
+    assert.throws(() => resolveCheckpoint(run, 'best', '--checkpoint'), /points to step-000004, which is missing; give another checkpoint with --checkpoint$/);
+  });
+
   it('merges preset, --config file and per-field overrides, and checks them', () => {
     const dir = tempDir();
     const file = path.join(dir, 'my.json');

@@ -148,3 +148,24 @@ test('an -o that cannot be written is refused before the model is loaded, naming
   assert.deepEqual(fs.readdirSync(outDir), []);
   assert.deepEqual(fs.readdirSync(dir).sort(), ['answers.jsonl', 'locked', 'out', 'questions.txt'].filter((n) => fs.existsSync(path.join(dir, n))).sort());
 });
+
+test('a checkpoint whose step directory lost its manifest: generate and evaluate say so and suggest --checkpoint, not the train-only --resume-from', () => {
+  const dir = tempDir();
+  const run = path.join(dir, 'run');
+  fs.mkdirSync(path.join(run, 'step-000002'), { recursive: true });
+  fs.writeFileSync(path.join(run, 'best'), 'step-000002\n');
+  const data = path.join(dir, 'held-out.qa.txt');
+  fs.writeFileSync(data, 'Q: What is Python?\nA: A language.\n');
+  for (const [command, args] of [
+    ['generate', ['-p', 'hi']],
+    ['evaluate', ['--data', data, '-o', path.join(dir, 'answers.jsonl')]],
+  ] as const) {
+    for (const checkpoint of [run, path.join(run, 'step-000002')]) {
+      const r = runCli(command, [...args, '--checkpoint', checkpoint, '--device', 'wasm']);
+      const what = `gptmed-${command} --checkpoint ${checkpoint}: ${r.stderr}`;
+      assert.equal(r.status, 1, what);
+      assert.match(r.stderr, /(points to step-000002, which has no manifest\.json|step-000002: a step directory without manifest\.json) \(an incomplete or damaged checkpoint\); give another checkpoint with --checkpoint\n$/, what);
+      assert.doesNotMatch(r.stderr, /resume-from|missing/, what);
+    }
+  }
+});
