@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import type { Argv, ArgumentsCamelCase } from 'yargs';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { errorLine, UserError } from '../common/errors.js';
+import { errorLine, UsageError, UserError } from '../common/errors.js';
 import { packageRoot } from '../common/paths.js';
 
 export interface GptmedCommand<A = Record<string, unknown>> {
@@ -57,6 +57,39 @@ function configure(y: Argv, scriptName: string): Argv {
     });
 }
 
+/**
+ * A number flag given something that is not a number ("--max-length abc") reaches yargs
+ * as NaN: refused here, as any usage error, before a stage sees it.
+ */
+function withNumbersChecked(y: Argv, scriptName: string): Argv {
+  const numberFlags = (y as unknown as { getOptions(): { number: string[] } }).getOptions().number;
+  return y.check((argv) => {
+    for (const flag of numberFlags) {
+      const v = argv[flag];
+      if (typeof v === 'number' && !Number.isFinite(v)) throw new UsageError(`--${flag} must be a number (see ${scriptName} --help)`);
+    }
+    return true;
+  });
+}
+
+/**
+ * Ctrl-C or SIGTERM: one line and exit 128 + the signal's number; the exit
+ * removes the temporaries (common/atomic). A stage that stops gracefully
+ * instead (training saves a checkpoint first) installs its own handler while
+ * it runs, and this one stands aside.
+ */
+function exitOnSignals(scriptName: string): void {
+  const codes: Partial<Record<NodeJS.Signals, number>> = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 };
+  for (const [signal, code] of Object.entries(codes) as Array<[NodeJS.Signals, number]>) {
+    const onSignal = (): void => {
+      if (process.listenerCount(signal) > 1) return;
+      process.stderr.write(`\n${scriptName}: error: interrupted\n`);
+      process.exit(code);
+    };
+    process.on(signal, onSignal);
+  }
+}
+
 async function run(y: Argv, scriptName: string): Promise<void> {
   // Errors that escape the awaited chain (a callback, a worker) are still one line. Registered before
   // any wasm module loads, so this runs ahead of Emscripten's own handler, which dumps its source.
@@ -65,6 +98,7 @@ async function run(y: Argv, scriptName: string): Promise<void> {
   };
   process.on('uncaughtException', fatal);
   process.on('unhandledRejection', fatal);
+  exitOnSignals(scriptName);
   try {
     await y.parseAsync();
   } catch (err) {
@@ -78,7 +112,7 @@ export async function runBinary(cmd: GptmedCommand): Promise<void> {
   let y = configure(yargs(hideBin(process.argv)), scriptName).command({
     command: ['$0', cmd.positionals].filter(Boolean).join(' '),
     describe: cmd.describe,
-    builder: cmd.builder,
+    builder: (sub: Argv) => withNumbersChecked(cmd.builder(sub) as Argv, scriptName),
     handler: cmd.handler,
   });
   for (const [line, what] of cmd.examples ?? []) y = y.example(line, what);
@@ -95,7 +129,7 @@ export async function runUmbrella(cmds: GptmedCommand[]): Promise<void> {
       builder: (sub: Argv) => {
         let b = cmd.builder(sub) as Argv;
         for (const [line, what] of cmd.examples ?? []) b = b.example(line.replace(/^gptmed-/, 'gptmed '), what);
-        return b;
+        return withNumbersChecked(b, `gptmed ${cmd.name}`);
       },
       handler: cmd.handler,
     });

@@ -5,37 +5,62 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { UserError } from './errors.js';
+import { OutputError, outputError, UserError } from './errors.js';
 
 let counter = 0;
 /**
  * A temporary path beside `target`, on the same filesystem so rename is atomic.
- * Temporaries of `target` left by a process that no longer runs (killed with
- * SIGKILL, which no handler sees) are removed first: a killed gptmed-tokenize
- * leaves a scratch directory as large as its token ids.
+ * What earlier processes writing `target` left behind is settled first (see
+ * `settleLeftovers`). The temporary is removed if this process exits before
+ * it is renamed into place (an error, Ctrl-C).
  */
 export function tempPathFor(target: string): string {
-  const dir = path.dirname(target);
-  const prefix = `.${path.basename(target)}.tmp-`;
-  removeOrphans(dir, prefix);
-  return path.join(dir, `${prefix}${process.pid}-${Date.now()}-${counter++}`);
+  settleLeftovers(target);
+  const tmp = path.join(path.dirname(target), `${tempPrefix(target)}${process.pid}-${Date.now()}-${counter++}`);
+  removeOnExit.add(tmp);
+  return tmp;
 }
 
-function removeOrphans(dir: string, prefix: string): void {
+const tempPrefix = (target: string): string => `.${path.basename(target)}.tmp-`;
+const asidePrefix = (target: string): string => `.${path.basename(target)}.old-`;
+const journalPrefix = (target: string): string => `.${path.basename(target)}.commit-`;
+
+/**
+ * Finish or undo what a process killed while writing `target` (SIGKILL, which
+ * no handler sees) left beside it, in an order that never loses the only copy
+ * of an output:
+ * 1. a commit journal (`commitFiles`) is rolled forward: its files were whole;
+ * 2. an output moved aside by `writeDirAtomic` comes back if nothing replaced
+ *    it, and is removed if its replacement is in place;
+ * 3. temporaries are removed: a killed gptmed-tokenize leaves a scratch
+ *    directory as large as its token ids.
+ * Leftovers of a process that still runs are not touched.
+ */
+export function settleLeftovers(target: string): void {
+  const dir = path.dirname(target);
   let names: string[];
   try {
     names = fs.readdirSync(dir);
   } catch {
     return; // no directory yet: nothing left behind
   }
-  for (const name of names) {
-    if (!name.startsWith(prefix)) continue;
-    const pid = Number.parseInt(name.slice(prefix.length), 10);
-    if (Number.isInteger(pid) && pid > 0 && !isRunning(pid)) fs.rmSync(path.join(dir, name), { recursive: true, force: true });
+  const dead = (prefix: string): string[] =>
+    names.filter((n) => n.startsWith(prefix) && !isRunning(Number.parseInt(n.slice(prefix.length), 10))).sort();
+  for (const journal of dead(journalPrefix(target))) rollForward(dir, journal);
+  const newestFirst = dead(asidePrefix(target)).sort((a, b) => stamp(b) - stamp(a));
+  for (const aside of newestFirst) {
+    if (fs.existsSync(target)) fs.rmSync(path.join(dir, aside), { recursive: true, force: true });
+    else fs.renameSync(path.join(dir, aside), target); // the newest copy the user had
   }
+  for (const tmp of dead(tempPrefix(target))) fs.rmSync(path.join(dir, tmp), { recursive: true, force: true });
 }
 
-function isRunning(pid: number): boolean {
+/** The time in a leftover's name (`<prefix><pid>-<ms>-...`). */
+const stamp = (name: string): number => Number(/\.[a-z]+-\d+-(\d+)/.exec(name)?.[1] ?? 0);
+
+/** Whether process `pid` runs on this machine (a name's pid that is not a number counts as running: left alone). */
+export function isRunning(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return true; // not a name we wrote: leave it alone
   try {
     process.kill(pid, 0);
     return true;
@@ -47,6 +72,7 @@ function isRunning(pid: number): boolean {
 
 /** Refuse an existing output unless `force`; `flag` names the option for the message. */
 export function refuseExisting(target: string, force: boolean, flag = '--force'): void {
+  settleLeftovers(target); // an output a killed run moved aside counts as existing
   if (!force && fs.existsSync(target)) {
     throw new UserError(`${target} already exists; choose another output or pass ${flag} to overwrite it`);
   }
@@ -73,8 +99,60 @@ export function writeFileAtomic(target: string, data: string | Uint8Array): void
     fs.renameSync(tmp, target);
   } catch (err) {
     fs.rmSync(tmp, { force: true });
-    throw err;
+    throw outputError(err, target);
+  } finally {
+    removeOnExit.delete(tmp);
   }
+}
+
+/**
+ * Write files that belong together (a tokenizer's .model and .vocab, all in
+ * one directory) so that a kill at any moment leaves all of them old or all
+ * new: each is written to a temporary, then a journal listing the renames (the
+ * commit point), then the renames are made and the journal removed. The next
+ * writer rolls a killed process's journal forward (`settleLeftovers`, in the
+ * first file's name); temporaries with no journal are removed.
+ */
+export function commitFiles(files: ReadonlyArray<readonly [target: string, data: string | Uint8Array]>): void {
+  const dir = path.dirname(files[0][0]);
+  fs.mkdirSync(dir, { recursive: true });
+  const renames: Array<[string, string]> = [];
+  let writing = files[0][0];
+  try {
+    for (const [target, data] of files) {
+      writing = target;
+      const tmp = tempPathFor(target);
+      renames.push([path.basename(tmp), path.basename(target)]);
+      fs.writeFileSync(tmp, data);
+      fsyncPath(tmp);
+    }
+    const journal = `${journalPrefix(files[0][0])}${process.pid}-${Date.now()}`;
+    fs.writeFileSync(path.join(dir, journal), JSON.stringify(renames));
+    fsyncPath(path.join(dir, journal));
+    rollForward(dir, journal);
+  } catch (err) {
+    throw outputError(err, writing);
+  } finally {
+    for (const [tmp] of renames) {
+      fs.rmSync(path.join(dir, tmp), { force: true }); // left only by a failure: the journal renamed the rest
+      removeOnExit.delete(path.join(dir, tmp));
+    }
+  }
+}
+
+/** Make the renames a commit journal lists (those not made yet), then remove it. */
+function rollForward(dir: string, journal: string): void {
+  let renames: Array<[string, string]> = [];
+  try {
+    renames = JSON.parse(fs.readFileSync(path.join(dir, journal), 'utf8')) as Array<[string, string]>;
+  } catch {
+    // Cut short before the commit point: nothing to finish, its temporaries go as any others.
+  }
+  for (const [tmp, target] of renames) {
+    if (fs.existsSync(path.join(dir, tmp))) fs.renameSync(path.join(dir, tmp), path.join(dir, target));
+  }
+  fsyncPath(dir);
+  fs.rmSync(path.join(dir, journal), { force: true });
 }
 
 /**
@@ -89,26 +167,39 @@ export class AtomicFileWriter {
 
   constructor(target: string, opts: { append?: boolean } = {}) {
     this.target = target;
-    fs.mkdirSync(path.dirname(target), { recursive: true });
     this.tmp = tempPathFor(target);
-    if (opts.append && fs.existsSync(target)) fs.copyFileSync(target, this.tmp);
-    this.fd = fs.openSync(this.tmp, opts.append ? 'a' : 'w');
-    removeOnExit.add(this.tmp);
+    this.fd = this.named(() => {
+      fs.mkdirSync(path.dirname(target), { recursive: true });
+      if (opts.append && fs.existsSync(target)) fs.copyFileSync(target, this.tmp);
+      return fs.openSync(this.tmp, opts.append ? 'a' : 'w');
+    });
   }
 
   write(data: string | Uint8Array): void {
-    if (this.fd === null) throw new Error('AtomicFileWriter: write after close');
-    if (typeof data === 'string') fs.writeSync(this.fd, data, null, 'utf8');
-    else fs.writeSync(this.fd, data);
+    const fd = this.fd;
+    if (fd === null) throw new Error('AtomicFileWriter: write after close');
+    this.named(() => (typeof data === 'string' ? fs.writeSync(fd, data, null, 'utf8') : fs.writeSync(fd, data)));
   }
 
   commit(): void {
-    if (this.fd === null) return;
-    fs.fsyncSync(this.fd);
-    fs.closeSync(this.fd);
-    this.fd = null;
-    fs.renameSync(this.tmp, this.target);
+    const fd = this.fd;
+    if (fd === null) return;
+    this.named(() => {
+      fs.fsyncSync(fd);
+      fs.closeSync(fd);
+      this.fd = null;
+      fs.renameSync(this.tmp, this.target);
+    });
     removeOnExit.delete(this.tmp);
+  }
+
+  /** Run `io`; a system error (a full disk) names the output, not the temporary. */
+  private named<T>(io: () => T): T {
+    try {
+      return io();
+    } catch (err) {
+      throw outputError(err, this.target);
+    }
   }
 
   abort(): void {
@@ -123,29 +214,27 @@ export class AtomicFileWriter {
 
 /**
  * Write a directory atomically: `fill(tmpDir)` writes its files, then the
- * directory is renamed into place. An existing directory at `target` is
- * replaced (moved aside, then removed) only after the new one is complete.
+ * directory is renamed into place. A directory cannot be renamed over another,
+ * so an existing `target` is first moved aside under a name that
+ * `settleLeftovers` puts back if a kill comes before the new one is in place,
+ * and removed only after that.
  */
 export function writeDirAtomic(target: string, fill: (dir: string) => void): void {
-  fs.mkdirSync(path.dirname(target), { recursive: true });
   const tmp = tempPathFor(target);
-  fs.mkdirSync(tmp);
-  removeOnExit.add(tmp);
+  const aside = path.join(path.dirname(target), `${asidePrefix(target)}${process.pid}-${Date.now()}`);
   try {
+    fs.mkdirSync(tmp, { recursive: true });
     fill(tmp);
     for (const name of fs.readdirSync(tmp)) fsyncPath(path.join(tmp, name));
-    if (fs.existsSync(target)) {
-      const old = tempPathFor(target);
-      fs.renameSync(target, old);
-      fs.renameSync(tmp, target);
-      fs.rmSync(old, { recursive: true, force: true });
-    } else {
-      fs.renameSync(tmp, target);
-    }
+    if (fs.existsSync(target)) fs.renameSync(target, aside);
+    fs.renameSync(tmp, target);
+    fs.rmSync(aside, { recursive: true, force: true });
     fsyncPath(path.dirname(target));
   } catch (err) {
+    if (fs.existsSync(aside) && !fs.existsSync(target)) fs.renameSync(aside, target);
     fs.rmSync(tmp, { recursive: true, force: true });
-    throw err;
+    const named = outputError(err, target);
+    throw named instanceof OutputError ? named.renamed(tmp, target) : named;
   } finally {
     removeOnExit.delete(tmp);
   }

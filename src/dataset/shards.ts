@@ -75,6 +75,13 @@ export interface ShardsMeta {
 
 export const META_FILE = 'meta.json';
 
+/**
+ * The longest row (model context + 1) gptmed makes or trains on. One
+ * attention score matrix of 16384^2 float32 is already 1 GiB a head, a
+ * quarter of the wasm heap: longer rows could never be trained.
+ */
+export const MAX_ROW_LENGTH = 16384;
+
 function invalid(file: string, what: string): UserError {
   return new UserError(`${file}: ${what}; re-run gptmed-tokenize to write the shards again`);
 }
@@ -87,7 +94,7 @@ function checkSplit(file: string, name: string, v: unknown): void {
   if (!isObject(v)) throw invalid(file, `splits.${name} is missing`);
   if (!Array.isArray(v.files) || v.files.some((f) => typeof f !== 'string')) throw invalid(file, `splits.${name}.files is not a list of files`);
   for (const k of ['rows', 'pairs', 'tokens', 'splitPairs']) {
-    if (typeof v[k] !== 'number') throw invalid(file, `splits.${name}.${k} is not a number`);
+    if (!Number.isInteger(v[k]) || (v[k] as number) < 0) throw invalid(file, `splits.${name}.${k} is not a whole number`);
   }
   if (v.maskFiles !== undefined && (!Array.isArray(v.maskFiles) || v.maskFiles.length !== v.files.length)) {
     throw invalid(file, `splits.${name}.maskFiles does not match splits.${name}.files`);
@@ -111,9 +118,14 @@ export function readShardsMeta(dir: string): ShardsMeta {
   }
   if (!isObject(meta) || meta.format !== 'gptmed-shards') throw invalid(file, 'is not a gptmed shards description (format is not "gptmed-shards")');
   if (meta.version !== 1) throw invalid(file, `has version ${String(meta.version)}, this gptmed reads version 1`);
-  if (typeof meta.seqLen !== 'number' || meta.seqLen < 2) throw invalid(file, 'seqLen is missing or below 2');
+  const wholeNumber = (key: string, min: number): void => {
+    const v = (meta as Record<string, unknown>)[key];
+    if (v === undefined) throw invalid(file, `${key} is missing`);
+    if (!Number.isInteger(v) || (v as number) < min) throw invalid(file, `${key} must be a whole number of at least ${min} (got ${JSON.stringify(v)})`);
+  };
+  wholeNumber('seqLen', 2);
+  wholeNumber('vocabSize', 1);
   if (meta.dtype !== 'uint16' && meta.dtype !== 'int32') throw invalid(file, 'dtype is not uint16 or int32');
-  if (typeof meta.vocabSize !== 'number' || meta.vocabSize < 1) throw invalid(file, 'vocabSize is missing');
   const ids = meta.specialIds;
   if (!isObject(ids) || !['pad', 'unk', 'bos', 'eos'].every((k) => typeof ids[k] === 'number')) throw invalid(file, 'specialIds is missing');
   for (const k of ['tokenizer', 'source'] as const) {
@@ -173,8 +185,23 @@ function readNpy(file: string, shardsDir: string): { data: ArrayBufferView; shap
   }
 }
 
+/** The shard path names a file: say what to give when it is missing or a directory. */
+function checkShardPath(npyPath: string): void {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(npyPath);
+  } catch {
+    throw new UserError(`${npyPath}: not found; give a shard file gptmed-tokenize wrote, e.g. data/tokenized/train.npy`);
+  }
+  if (st.isDirectory()) {
+    const inside = fs.existsSync(path.join(npyPath, META_FILE)) ? `, e.g. ${path.join(npyPath, 'train.npy')}` : '';
+    throw new UserError(`${npyPath}: is a directory; give a shard file in it${inside}`);
+  }
+}
+
 /** Load one shard file (e.g. data/tokenized/train.npy; meta.json beside it), validated against meta.json. */
 export function loadTokenRows(npyPath: string): TokenRows {
+  checkShardPath(npyPath);
   const dir = path.dirname(npyPath);
   const meta = readShardsMeta(dir);
   const base = path.basename(npyPath);
@@ -198,6 +225,9 @@ export function loadTokenRows(npyPath: string): TokenRows {
   }
   const rows = arr.shape[0];
   const tokens = arr.data as Uint16Array | Int32Array;
+  if (tokens.length !== rows * meta.seqLen) {
+    throw invalid(npyPath, `holds ${tokens.length} token ids where its header says [${rows}, ${meta.seqLen}] (${rows * meta.seqLen}): the file is cut short or damaged`);
+  }
   for (let i = 0; i < tokens.length; i++) {
     const t = tokens[i];
     if (t < 0 || t >= meta.vocabSize) throw invalid(npyPath, `holds token id ${t} at row ${Math.floor(i / meta.seqLen)}, outside the vocabulary (size ${meta.vocabSize})`);

@@ -15,7 +15,7 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import seedrandom from 'seedrandom';
 import { refuseExisting, tempPathFor, writeDirAtomic, writeFileAtomic } from '../common/atomic.js';
-import { UserError } from '../common/errors.js';
+import { outputError, UsageError, UserError } from '../common/errors.js';
 import { sha256File } from '../common/hash.js';
 import { checkTextFile } from '../common/input.js';
 import { Progress } from '../common/progress.js';
@@ -23,7 +23,7 @@ import { formatQaPair, readQaFile, type QaPair } from '../convert/qa-format.js';
 import { inspectModel, type ModelInfo } from '../tokenizer/tokenizer.js';
 import type { EncodeReply, EncodeRequest } from './encode-worker.js';
 import { IdList } from './framing.js';
-import { META_FILE, NpyRowWriter, type LengthStats, type ShardsMeta, type SplitInfo, type SplitName } from './shards.js';
+import { MAX_ROW_LENGTH, META_FILE, NpyRowWriter, type LengthStats, type ShardsMeta, type SplitInfo, type SplitName } from './shards.js';
 
 export interface TokenizeOptions {
   input: string;
@@ -52,12 +52,14 @@ const READ_IDS = 1 << 20;
 const TEST_QA_FILE = 'test.qa.txt';
 
 function checkOptions(o: Required<Pick<TokenizeOptions, 'maxLength' | 'trainSplit' | 'testSplit' | 'stride' | 'seed'>> & { shardSize?: number }): void {
-  if (!Number.isInteger(o.maxLength) || o.maxLength < 2) throw new UserError(`--max-length must be an integer of at least 2 (got ${o.maxLength})`);
-  if (!Number.isInteger(o.stride) || o.stride < 1 || o.stride > o.maxLength) throw new UserError(`--stride must be an integer from 1 to --max-length (${o.maxLength}) (got ${o.stride})`);
-  if (!(o.trainSplit > 0 && o.trainSplit < 1)) throw new UserError(`--train-split must be between 0 and 1 (got ${o.trainSplit})`);
-  if (!(o.testSplit >= 0 && o.testSplit < 1)) throw new UserError(`--test-split must be from 0 to below 1 (got ${o.testSplit})`);
-  if (!Number.isInteger(o.seed)) throw new UserError(`--seed must be an integer (got ${o.seed})`);
-  if (o.shardSize !== undefined && (!Number.isInteger(o.shardSize) || o.shardSize < 1)) throw new UserError(`--shard-size must be a positive number of rows (got ${o.shardSize})`);
+  if (!Number.isInteger(o.maxLength) || o.maxLength < 2 || o.maxLength > MAX_ROW_LENGTH) {
+    throw new UsageError(`--max-length must be an integer from 2 to ${MAX_ROW_LENGTH}, the longest context gptmed can train (got ${o.maxLength})`);
+  }
+  if (!Number.isInteger(o.stride) || o.stride < 1 || o.stride > o.maxLength) throw new UsageError(`--stride must be an integer from 1 to --max-length (${o.maxLength}) (got ${o.stride})`);
+  if (!(o.trainSplit > 0 && o.trainSplit < 1)) throw new UsageError(`--train-split must be between 0 and 1 (got ${o.trainSplit})`);
+  if (!(o.testSplit >= 0 && o.testSplit < 1)) throw new UsageError(`--test-split must be from 0 to below 1 (got ${o.testSplit})`);
+  if (!Number.isInteger(o.seed)) throw new UsageError(`--seed must be an integer (got ${o.seed})`);
+  if (o.shardSize !== undefined && (!Number.isInteger(o.shardSize) || o.shardSize < 1)) throw new UsageError(`--shard-size must be a positive number of rows (got ${o.shardSize})`);
 }
 
 /**
@@ -442,7 +444,8 @@ async function tokenizeWith(
     return meta;
   } catch (err) {
     for (const p of packers) p.abort();
-    throw err;
+    // The scratch directory sits beside the output: a full disk there is the output's.
+    throw outputError(err, opts.outputDir);
   } finally {
     fs.rmSync(scratch, { recursive: true, force: true });
   }

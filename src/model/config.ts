@@ -4,8 +4,9 @@
  * not part of a preset: it comes from the shards' meta.json.
  */
 import * as fs from 'node:fs';
-import { UserError } from '../common/errors.js';
+import { UsageError, UserError } from '../common/errors.js';
 import { configPath } from '../common/paths.js';
+import { MAX_ROW_LENGTH } from '../dataset/shards.js';
 
 /** Plain data: everything needed to rebuild a GPT's shape. */
 export interface ModelConfig {
@@ -82,22 +83,30 @@ export interface ModelConfigSources {
 export function resolveModelConfig(src: ModelConfigSources): ModelConfig {
   const fromFile = src.configFile ? checkShapeFields(readJsonObject(src.configFile), src.configFile) : {};
   const overrides = checkShapeFields({ ...(src.overrides ?? {}) }, 'model override');
+  for (const key of shapeFields) {
+    // A bad value from a flag is named as the flag, and is a usage error.
+    const problem = overrides[key] === undefined ? null : fieldProblem(key, overrides[key]);
+    if (problem) throw new UsageError(`--${key.replace(/[A-Z]/g, (ch) => `-${ch.toLowerCase()}`)} must be ${problem} (got ${String(overrides[key])})`);
+  }
   const config: ModelConfig = { ...loadPreset(src.modelSize), ...fromFile, ...overrides, vocabSize: src.vocabSize };
   validateModelConfig(config, src.configFile ?? `preset ${src.modelSize}`);
   return config;
 }
 
+/** What a model field's value must be, when it is not that; null when it is fine. */
+function fieldProblem(key: keyof ModelConfig, v: unknown): string | null {
+  if (key === 'dropout') return typeof v === 'number' && v >= 0 && v < 1 ? null : 'in [0, 1)';
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) return 'a positive integer';
+  // Longer contexts could never be trained (see MAX_ROW_LENGTH).
+  if (key === 'maxSeqLen' && v > MAX_ROW_LENGTH - 1) return `at most ${MAX_ROW_LENGTH - 1}`;
+  return null;
+}
+
 /** Every field present and sensible; `source` names where the config came from. */
 export function validateModelConfig(config: ModelConfig, source: string): void {
-  const positiveInts: Array<keyof ModelConfig> = ['vocabSize', 'dModel', 'nLayers', 'nHeads', 'dFf', 'maxSeqLen'];
-  for (const key of positiveInts) {
-    const v = config[key];
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) {
-      throw new UserError(`${source}: model field "${key}" must be a positive integer (got ${String(v)})`);
-    }
-  }
-  if (typeof config.dropout !== 'number' || !(config.dropout >= 0 && config.dropout < 1)) {
-    throw new UserError(`${source}: model field "dropout" must be in [0, 1) (got ${String(config.dropout)})`);
+  for (const key of ['vocabSize', ...shapeFields] as const) {
+    const problem = fieldProblem(key, config[key]);
+    if (problem) throw new UserError(`${source}: model field "${key}" must be ${problem} (got ${String(config[key])})`);
   }
   if (config.dModel % config.nHeads !== 0) {
     throw new UserError(`${source}: dModel (${config.dModel}) must be divisible by nHeads (${config.nHeads})`);

@@ -9,8 +9,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { refuseExisting, writeFileAtomic } from '../common/atomic.js';
-import { UserError } from '../common/errors.js';
+import { commitFiles, refuseExisting } from '../common/atomic.js';
+import { UsageError, UserError } from '../common/errors.js';
 import { checkTextFile } from '../common/input.js';
 import { Progress } from '../common/progress.js';
 import { readQaFile, type MalformedBlock } from '../convert/qa-format.js';
@@ -209,7 +209,10 @@ export async function trainTokenizer(opts: TrainTokenizerOptions): Promise<Train
   const warn = opts.warn ?? ((m: string) => process.stderr.write(`warning: ${m}\n`));
   const modelPath = `${opts.outputPrefix}.model`;
   const vocabPath = `${opts.outputPrefix}.vocab`;
-  if (!Number.isInteger(opts.vocabSize) || opts.vocabSize < 1) throw new UserError(`--vocab-size must be a positive integer (got ${opts.vocabSize})`);
+  if (!Number.isInteger(opts.vocabSize) || opts.vocabSize < 1) throw new UsageError(`--vocab-size must be a positive integer (got ${opts.vocabSize})`);
+  if (/[\\/]$/.test(opts.outputPrefix) || opts.outputPrefix === '') {
+    throw new UsageError(`--output-prefix ${opts.outputPrefix || "''"} ends in a directory; add a file name stem, e.g. ${path.join(opts.outputPrefix, 'qa')} writes qa.model and qa.vocab there`);
+  }
   checkTextFile(opts.input);
   refuseExisting(modelPath, opts.force ?? false);
   refuseExisting(vocabPath, opts.force ?? false);
@@ -218,7 +221,7 @@ export async function trainTokenizer(opts: TrainTokenizerOptions): Promise<Train
   const qa = format === 'qa' || (format === 'auto' && (await isQaText(opts.input)));
   // Q&A data sets are small: every character they hold matters, so all are kept by default.
   const coverage = opts.characterCoverage ?? (qa ? 1 : 0.9995);
-  if (!(coverage >= 0.98 && coverage <= 1)) throw new UserError(`--character-coverage must be between 0.98 and 1 (got ${coverage})`);
+  if (!(coverage >= 0.98 && coverage <= 1)) throw new UsageError(`--character-coverage must be between 0.98 and 1 (got ${coverage})`);
   const normalization = opts.normalization ?? 'nmt_nfkc';
   const maxLength = opts.maxSentenceLength ?? (qa ? Infinity : SPM_DEFAULT_MAX_SENTENCE_LENGTH);
 
@@ -255,7 +258,7 @@ export async function trainTokenizer(opts: TrainTokenizerOptions): Promise<Train
   });
   const normalizerSpec = normalizerSpecFor(normalization, qa);
   const metas = metaPieces(trainerSpec);
-  if (metas.length >= opts.vocabSize) throw new UserError(`--vocab-size ${opts.vocabSize} is too small: the special pieces alone take ${metas.length}`);
+  if (metas.length >= opts.vocabSize) throw new UsageError(`--vocab-size ${opts.vocabSize} is too small: the special pieces alone take ${metas.length}`);
 
   const normalizer = new Normalizer(normalizerSpec, trainerSpec.userDefinedSymbols);
   const metaStrings = metas.map((m) => m.piece);
@@ -291,12 +294,10 @@ export async function trainTokenizer(opts: TrainTokenizerOptions): Promise<Train
 
   const pieces: ModelPiece[] = [...metas, ...result.pieces];
   const model: ModelProto = { pieces, trainerSpec, normalizerSpec };
-  writeFileAtomic(modelPath, encodeModelProto(model));
-  try {
-    writeFileAtomic(vocabPath, vocabText(pieces));
-  } catch (err) {
-    fs.rmSync(modelPath, { force: true });
-    throw err;
-  }
+  // The pair changes together: a kill never leaves a new .model beside an old .vocab.
+  commitFiles([
+    [modelPath, encodeModelProto(model)],
+    [vocabPath, vocabText(pieces)],
+  ]);
   return { modelPath: path.resolve(modelPath), vocabPath: path.resolve(vocabPath), mode: qa ? 'qa' : 'text', vocabSize: pieces.length, alphabetSize: result.alphabetSize, sentences: sentences.length, skippedTooLong };
 }

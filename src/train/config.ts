@@ -4,7 +4,7 @@
  * settings replace the defaults, and flags given again still win.
  */
 import * as fs from 'node:fs';
-import { UserError } from '../common/errors.js';
+import { UsageError, UserError } from '../common/errors.js';
 import { configPath } from '../common/paths.js';
 import { devices, type Device } from '../backend/index.js';
 import { modelSizes, type ModelSize } from '../model/config.js';
@@ -60,11 +60,15 @@ export const trainConfigKeys: ReadonlyArray<keyof TrainConfig> = [
   'evalInterval', 'evalBatches', 'saveInterval', 'keepLast', 'earlyStoppingPatience', 'logInterval',
 ];
 
-/** Check a complete config; `source` names where it came from (a file, or "flags"). */
-export function validateTrainConfig(c: TrainConfig, source: string): TrainConfig {
+/**
+ * Check a complete config; `source` names where it came from (a file, or
+ * "flags"). A bad value the user gave (`given`) is a usage error (exit 2).
+ */
+export function validateTrainConfig(c: TrainConfig, source: string, given: ReadonlySet<string> = new Set()): TrainConfig {
   const bad = (key: string, what: string): never => {
     const flag = key.replace(/[A-Z]/g, (ch) => `-${ch.toLowerCase()}`);
-    throw new UserError(`${source}: ${key} (--${flag}) must be ${what} (got ${String((c as unknown as Record<string, unknown>)[key])})`);
+    const message = `${source}: ${key} (--${flag}) must be ${what} (got ${String((c as unknown as Record<string, unknown>)[key])})`;
+    throw given.has(key) ? new UsageError(message) : new UserError(message);
   };
   for (const k of trainConfigKeys) if ((c as unknown as Record<string, unknown>)[k] === undefined) bad(k, 'set');
   for (const k of positiveInts) if (!Number.isInteger(c[k]) || c[k] < 1) bad(k, 'a positive integer');
@@ -109,7 +113,7 @@ export function resolveTrainConfig(src: TrainConfigSources): TrainConfig {
   }
   const given = Object.fromEntries(Object.entries(src.given).filter(([, v]) => v !== undefined)) as Partial<TrainConfig>;
   const merged = { ...defaults, ...saved, ...(src.quickTest ? quickTest : {}), ...given };
-  return validateTrainConfig(merged, Object.keys(given).length ? 'training settings' : configPath('train.json'));
+  return validateTrainConfig(merged, Object.keys(given).length ? 'training settings' : configPath('train.json'), new Set(Object.keys(given)));
 }
 
 /** The config as plain JSON, for the checkpoint manifest. */

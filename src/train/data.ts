@@ -7,7 +7,8 @@
  */
 import * as path from 'node:path';
 import seedrandom from 'seedrandom';
-import { loadTokenRows, type TokenRows } from '../dataset/shards.js';
+import { UserError } from '../common/errors.js';
+import { loadTokenRows, META_FILE, type TokenRows } from '../dataset/shards.js';
 
 export interface Batch {
   rows: number;
@@ -115,7 +116,7 @@ function forEachTarget(data: TokenRows, f: (token: number) => void): void {
 export function loadSplit(npyPath: string): { data: TokenRows; files: string[] } {
   const first = loadTokenRows(npyPath);
   const files = first.meta.splits[first.split]?.files ?? [path.basename(npyPath)];
-  if (files.length <= 1) return { data: first, files: [npyPath] };
+  if (files.length <= 1) return { data: checkRowCount(first, npyPath), files: [npyPath] };
   const dir = path.dirname(npyPath);
   const paths = files.map((f) => path.join(dir, f));
   const parts = paths.map((p) => (path.basename(p) === path.basename(npyPath) ? first : loadTokenRows(p)));
@@ -128,5 +129,15 @@ export function loadSplit(npyPath: string): { data: TokenRows; files: string[] }
     if (mask && p.mask) mask.set(p.mask, offset);
     offset += p.tokens.length;
   }
-  return { data: { ...first, rows, tokens, mask }, files: paths };
+  return { data: checkRowCount({ ...first, rows, tokens, mask }, npyPath), files: paths };
+}
+
+/** The split's rows must be as many as meta.json says: a shard file replaced or cut short is caught here. */
+function checkRowCount(data: TokenRows, npyPath: string): TokenRows {
+  const said = data.meta.splits[data.split]?.rows;
+  if (data.rows !== said) {
+    const meta = path.join(path.dirname(npyPath), META_FILE);
+    throw new UserError(`${npyPath}: the ${data.split} split has ${data.rows} rows, ${meta} says ${said}; the shards were changed after gptmed-tokenize wrote them, run it again`);
+  }
+  return data;
 }

@@ -1,10 +1,13 @@
 /**
- * The run directory (--checkpoint-dir) around the checkpoint format: refusing
- * to overwrite a run, keeping the last N step directories (never the one
- * `best` or `latest` names), and clearing what a killed run left half-written.
+ * The run directory (--checkpoint-dir) around the checkpoint format: one run
+ * at a time (a lock), refusing to overwrite a run, keeping the last N step
+ * directories (never the one `best` or `latest` names), and clearing what a
+ * killed run left half-written.
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
+import { isRunning } from '../common/atomic.js';
 import { UserError } from '../common/errors.js';
 import { readPointer } from '../model/checkpoint.js';
 
@@ -68,4 +71,60 @@ export function pruneCheckpoints(runDir: string, keepLast: number): void {
     if (target) keep.add(path.basename(target));
   }
   for (const d of all) if (!keep.has(d.name)) fs.rmSync(path.join(runDir, d.name), { recursive: true, force: true });
+}
+
+/** The lock file a running gptmed-train holds in its run directory. */
+export const lockFile = '.gptmed-train.lock';
+
+interface LockOwner {
+  pid: number;
+  host: string;
+  started: string;
+}
+
+/**
+ * Take the run directory for this process: two runs writing one directory
+ * would interleave their step directories and metrics. The lock is a file
+ * created exclusively, holding the owner's pid; a lock whose process no longer
+ * runs on this host (killed with SIGKILL) is taken over. Returns the release.
+ */
+export function lockRunDir(runDir: string): () => void {
+  const file = path.join(runDir, lockFile);
+  const created = !fs.existsSync(runDir);
+  fs.mkdirSync(runDir, { recursive: true });
+  const release = (): void => {
+    fs.rmSync(file, { force: true });
+    // A run refused before it wrote anything leaves no empty directory it made.
+    if (created && fs.existsSync(runDir) && fs.readdirSync(runDir).length === 0) fs.rmdirSync(runDir);
+  };
+  const me: LockOwner = { pid: process.pid, host: os.hostname(), started: new Date().toISOString() };
+  for (let attempt = 0; ; attempt++) {
+    try {
+      fs.writeFileSync(file, `${JSON.stringify(me)}\n`, { flag: 'wx' });
+      return release;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const owner = readLockOwner(file);
+    // A second EEXIST: another run took the stale lock in the same moment; it holds it now.
+    if (attempt > 0 || (owner && isAlive(owner))) {
+      const who = owner ? ` (pid ${owner.pid} on ${owner.host}, started ${owner.started})` : '';
+      throw new UserError(`${runDir} is in use by another gptmed-train${who}; wait for it to finish, stop it, or choose another --checkpoint-dir`);
+    }
+    fs.rmSync(file, { force: true }); // stale: its owner is gone
+  }
+}
+
+function readLockOwner(file: string): LockOwner | null {
+  try {
+    const v = JSON.parse(fs.readFileSync(file, 'utf8')) as Partial<LockOwner>;
+    return typeof v.pid === 'number' ? { pid: v.pid, host: String(v.host), started: String(v.started) } : null;
+  } catch {
+    return null; // unreadable (a kill while writing it): nobody can hold it
+  }
+}
+
+/** Whether the lock's owner still runs; one on another host (a shared disk) is taken to. */
+function isAlive(owner: LockOwner): boolean {
+  return owner.host !== os.hostname() || isRunning(owner.pid);
 }

@@ -5,7 +5,9 @@
  * that curve exactly: the data order and dropout masks are functions of
  * (seed, epoch) and (seed, step), and a checkpoint holds the rest of the state.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { sha256File } from '../common/hash.js';
 import * as tf from '@tensorflow/tfjs';
 import { Interrupted, UserError } from '../common/errors.js';
 import { Progress, formatRate } from '../common/progress.js';
@@ -27,10 +29,10 @@ import { GPT } from '../model/gpt.js';
 import { hasFusedCrossEntropy } from '../model/loss.js';
 import { resolveTrainConfig, trainConfigJson, trainDefaults, type TrainConfig } from './config.js';
 import { epochOrder, loadSplit, makeBatch, stepsPerEpoch, unigramBaseline, type Batch } from './data.js';
-import { isWasmOutOfMemory, microBatchPlan, outOfMemoryError } from './memory-fit.js';
+import { isWasmOutOfMemory, microBatchPlan, outOfMemoryError, wasmHeapBytes } from './memory-fit.js';
 import { MetricsLog } from './metrics.js';
 import { AdamW } from './optimizer.js';
-import { clearRun, metricsFile, pruneCheckpoints, refuseExistingRun, removeFailedRun, removeStaleTemporaries, tensorboardDir } from './run-dir.js';
+import { clearRun, lockRunDir, metricsFile, pruneCheckpoints, refuseExistingRun, removeFailedRun, removeStaleTemporaries, tensorboardDir } from './run-dir.js';
 import { learningRateAt } from './schedule.js';
 import { NonFiniteLossError, TrainStep, evaluateLoss } from './step.js';
 import { EventWriter } from './tensorboard.js';
@@ -106,7 +108,29 @@ function checkCompatible(train: TokenRows, val: TokenRows, trainPath: string, va
   if (a.tokenizer.sha256 !== b.tokenizer.sha256 || a.vocabSize !== b.vocabSize || a.seqLen !== b.seqLen) {
     throw new UserError(`${valPath}: made with another tokenizer or row length than ${trainPath}; give shards from the same gptmed-tokenize run`);
   }
+  if (train.rows === 0) throw new UserError(`${trainPath}: the training split has no rows; re-run gptmed-tokenize on a file with Q&A pairs`);
   if (val.rows === 0) throw new UserError(`${valPath}: the validation split has no rows; re-run gptmed-tokenize with a larger validation split`);
+}
+
+/**
+ * The tokenizer meta.json names must still be the one the shards were made
+ * with: a tokenizer retrained in place since would make a model whose ids
+ * mean other pieces at generation. A tokenizer no longer there is only noted
+ * (training does not read it; generation will ask for it).
+ */
+function checkShardsTokenizer(meta: TokenRows['meta'], trainPath: string, log: (line: string) => void): void {
+  const { file, sha256 } = meta.tokenizer;
+  if (!fs.existsSync(file)) {
+    log(`note: ${file}, the tokenizer ${trainPath} was made with, is missing; gptmed-generate will need it (--tokenizer)`);
+    return;
+  }
+  const now = sha256File(file);
+  if (now !== sha256) {
+    throw new UserError(
+      `${file}: changed since ${trainPath} was made with it (sha256 now ${now.slice(0, 12)}, the shards say ${sha256.slice(0, 12)}); ` +
+        're-run gptmed-tokenize with this tokenizer, or restore the one the shards were made with',
+    );
+  }
 }
 
 const fmt = (x: number | null, digits = 4): string => (x === null ? '-' : x.toFixed(digits));
@@ -114,9 +138,17 @@ const perplexity = (loss: number): number => Math.exp(loss);
 
 /** Train (or continue training) a GPT; see MANUAL.md "train". */
 export async function train(opts: TrainOptions): Promise<TrainResult> {
-  const log = opts.log ?? (() => {});
+  const { resumePoint, config } = startingPoint(opts);
+  const release = lockRunDir(config.checkpointDir);
+  try {
+    return await trainLocked(opts, resumePoint, config);
+  } finally {
+    release();
+  }
+}
 
-  // Where to start: a checkpoint to continue, or nothing.
+/** Where to start (a checkpoint to continue, or nothing) and the run's settings. */
+function startingPoint(opts: TrainOptions): { resumePoint: ResumePoint | null; config: TrainConfig } {
   let resumePoint: ResumePoint | null = null;
   if (opts.resumeFrom) {
     resumePoint = readResumePoint(resolveCheckpoint(opts.resumeFrom, 'latest'));
@@ -128,6 +160,11 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   }
   const config = resolveTrainConfig({ saved: resumePoint?.manifest.trainConfig, quickTest: opts.quickTest, given: opts.given });
   if (resumePoint && opts.resumeFrom && opts.given.checkpointDir === undefined) config.checkpointDir = path.dirname(resumePoint.dir);
+  return { resumePoint, config };
+}
+
+async function trainLocked(opts: TrainOptions, resumePoint: ResumePoint | null, config: TrainConfig): Promise<TrainResult> {
+  const log = opts.log ?? (() => {});
   const runDir = config.checkpointDir;
   if (!resumePoint) refuseExistingRun(runDir, opts.force ?? false);
 
@@ -136,6 +173,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const { data: valRows } = loadSplit(config.valData);
   checkCompatible(trainRows, valRows, config.trainData, config.valData);
   const meta = trainRows.meta;
+  checkShardsTokenizer(meta, config.trainData, log);
   if (resumePoint) {
     const m = resumePoint.manifest;
     if (m.tokenizer.sha256 !== meta.tokenizer.sha256) {
@@ -170,6 +208,11 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const backend = await initBackend(config.device);
   log(backend.line);
 
+  // Batches split into micro-batches where the wasm heap needs it: a function of the config, so a resume splits alike.
+  const plan = microBatchPlan(modelConfig, config.batchSize, meta.seqLen - 1, backend.backend, hasFusedCrossEntropy());
+  // Refused before anything is allocated or written: such a model would fail only minutes into building it.
+  if (backend.backend === 'wasm' && plan.estimatedBytes > wasmHeapBytes) throw outOfMemoryError(plan, meta.seqLen - 1, config);
+
   if (resumePoint) removeStaleTemporaries(runDir);
   else clearRun(runDir);
 
@@ -203,8 +246,6 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const perEpoch = stepsPerEpoch(trainRows.rows, config.batchSize, config.gradAccum);
   const totalSteps = Math.min(config.maxSteps ?? Number.POSITIVE_INFINITY, config.numEpochs * perEpoch);
   const baseline = unigramBaseline(trainRows, valRows);
-  // Batches split into micro-batches where the wasm heap needs it: a function of the config, so a resume splits alike.
-  const plan = microBatchPlan(modelConfig, config.batchSize, meta.seqLen - 1, backend.backend, hasFusedCrossEntropy());
   if (plan.pieces > 1) {
     log(`batch ${config.batchSize} split into ${plan.pieces} micro-batches of ${plan.rows} to fit the wasm heap (same result; see MANUAL.md "Memory on wasm")`);
   }
@@ -255,6 +296,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   let stoppedBy: TrainResult['stoppedBy'] = 'completed';
   // The heap overflowing ends a new run before its first checkpoint: nothing of it is kept, so the suggested retry needs no --force.
   let outOfMemory = false;
+  let diverged = false;
   const overflow = (): UserError => {
     outOfMemory = true;
     return outOfMemoryError(plan, meta.seqLen - 1, config);
@@ -305,11 +347,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       } catch (err) {
         if (isWasmOutOfMemory(err)) throw overflow();
         if (!(err instanceof NonFiniteLossError)) throw err;
-        const last = readPointer(runDir, 'latest');
-        throw new UserError(
-          `training diverged at step ${step}: ${err.message} (learning rate ${lr.toExponential(2)}); stopped without saving. ` +
-            `${last ? `The last good checkpoint is ${last}` : 'No checkpoint was saved yet'}; try a lower --learning-rate or a --grad-clip`,
-        );
+        diverged = true;
+        throw divergedError(err, step, lr, config, readPointer(runDir, 'latest'));
       }
       const stepSeconds = (performance.now() - stepStart) / 1000;
       state.tokensSeen += result.tokens;
@@ -393,8 +432,27 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     events.close();
     optimizer.dispose();
     model.dispose();
-    if (outOfMemory && !resumePoint && !readPointer(runDir, 'latest')) removeFailedRun(runDir);
+    if ((outOfMemory || diverged) && !resumePoint && !readPointer(runDir, 'latest')) removeFailedRun(runDir);
   }
+}
+
+/**
+ * The line for a loss that became NaN or infinite, with advice that works: a
+ * run with a checkpoint continues from it with a lower learning rate (a flag
+ * given with --resume wins over the saved one); a run without one was removed
+ * (as after running out of memory), so the same command with a lower rate
+ * starts it again.
+ */
+function divergedError(err: NonFiniteLossError, step: number, lr: number, config: TrainConfig, last: string | null): UserError {
+  const lowerLr = config.learningRate / 10;
+  // The end of the decay may not sit above the peak (config.ts): lowered too where it would.
+  const lower = `${lowerLr.toExponential(1)}${config.minLr > lowerLr ? ` --min-lr ${(lowerLr / 10).toExponential(1)}` : ''}`;
+  const what = `training diverged at step ${step}: ${err.message} (learning rate ${lr.toExponential(2)}); stopped without saving`;
+  return new UserError(
+    last
+      ? `${what}. The last good checkpoint is ${last}: continue from it with --resume --checkpoint-dir ${config.checkpointDir} --learning-rate ${lower}`
+      : `${what}, before the first checkpoint (nothing was kept); run again with a lower --learning-rate, e.g. --learning-rate ${lower}`,
+  );
 }
 
 /**

@@ -171,9 +171,26 @@ describe('gptmed-train', () => {
     const r = train(runFlags(shards, run, { 'max-steps': 20, 'learning-rate': 1e30, 'min-lr': 0, 'warmup-steps': 0, 'grad-clip': 0, 'save-interval': 1 }));
     assert.equal(r.status, 1);
     const line = r.stderr.trim().split('\n').pop()!;
-    assert.match(line, /training diverged at step (\d+): loss (NaN|Infinity|-Infinity).*stopped without saving\. The last good checkpoint is .*step-0000\d\d; try a lower --learning-rate/);
+    assert.match(line, /training diverged at step (\d+): loss (NaN|Infinity|-Infinity).*stopped without saving\. The last good checkpoint is .*step-0000\d\d: continue from it with --resume --checkpoint-dir \S+ --learning-rate \S+$/);
     const divergedAt = Number(/diverged at step (\d+)/.exec(line)![1]);
     assert.equal(pointer(run, 'latest'), `step-${String(divergedAt - 1).padStart(6, '0')}`);
+    // The advice works: the command it gives resumes (here a rate still far too high diverges again, later).
+    const advice = /continue from it with (.*)$/.exec(line)![1].split(' ');
+    const again = train([...advice, '--train-data', shards.train, '--val-data', shards.val]);
+    assert.equal(again.status, 1, again.stderr);
+    assert.match(again.stderr, new RegExp(`resuming from .*step-0*${divergedAt - 1} `));
+    assert.ok(Number(/diverged at step (\d+)/.exec(again.stderr)![1]) > divergedAt - 1);
+  });
+
+  it('diverging before its first checkpoint keeps nothing, so the advised retry needs no --force', () => {
+    const run = path.join(work, 'diverge-early');
+    const flags = { 'max-steps': 5, 'learning-rate': 1e30, 'min-lr': 0, 'warmup-steps': 0, 'grad-clip': 0, 'save-interval': 100, 'eval-interval': 100 };
+    const r = train(runFlags(shards, run, flags));
+    assert.equal(r.status, 1);
+    assert.match(r.stderr.trim().split('\n').pop()!, /diverged at step \d+: .*before the first checkpoint \(nothing was kept\); run again with a lower --learning-rate, e\.g\. --learning-rate 1\.0e\+29$/);
+    assert.equal(fs.existsSync(run), false, 'the failed run left nothing behind');
+    const retry = train(runFlags(shards, run, { ...flags, 'learning-rate': 1e-3 }));
+    assert.equal(retry.status, 0, retry.stderr);
   });
 
   it('runs out of the wasm heap with one line that says what to change, and saves nothing', () => {
@@ -191,7 +208,7 @@ describe('gptmed-train', () => {
 
   it('checks its inputs: bad settings, a context too short for the rows, a different tokenizer on resume', () => {
     let r = train(runFlags(shards, path.join(work, 'bad1'), { 'batch-size': 0 }));
-    assert.equal(r.status, 1);
+    assert.equal(r.status, 2, 'a bad flag is a usage error');
     assert.match(r.stderr, /batchSize \(--batch-size\) must be a positive integer \(got 0\)/);
     r = train(runFlags(shards, path.join(work, 'bad2'), { 'max-seq-len': 16 }));
     assert.equal(r.status, 1);
