@@ -17,8 +17,10 @@ import {
   type GenerationRequest,
   type LoadedModel,
   type PresetName,
+  type QuestionFile,
 } from '../generate/index.js';
 import { checkOutput } from '../generate/output.js';
+import { checkQuestionSizes } from '../generate/question-size.js';
 import { defineCommand } from './command.js';
 
 /** Flags shared by gptmed-generate and gptmed-evaluate: where the model is, and how answers are drawn. */
@@ -109,9 +111,15 @@ async function interactive(lm: LoadedModel, request: GenerationRequest, stream: 
   rl.close();
 }
 
-async function answerFile(lm: LoadedModel, file: string, request: GenerationRequest, output: string | undefined): Promise<void> {
-  const { questions, skipped, format } = readQuestionFile(file);
-  if (skipped.length > 0) process.stderr.write(`note: ${file}: skipped ${skipped.length} malformed block(s), first at ${skipped[0]}\n`);
+/** The questions of --input-file, checked whole before the model loads. */
+function readQuestions(file: string): QuestionFile {
+  const read = readQuestionFile(file);
+  if (read.skipped.length > 0) process.stderr.write(`note: ${file}: skipped ${read.skipped.length} malformed block(s), first at ${read.skipped[0]}\n`);
+  checkQuestionSizes(file, read.questions);
+  return read;
+}
+
+async function answerFile(lm: LoadedModel, { questions, format }: QuestionFile, request: GenerationRequest, output: string | undefined): Promise<void> {
   const writer = output ? new AtomicFileWriter(output) : null;
   const write = (s: string): void => {
     if (writer) writer.write(s);
@@ -158,11 +166,13 @@ export const generateCommand = defineCommand({
       }),
   handler: async (a) => {
     const request: GenerationRequest = { ...samplingRequest(a), numSamples: a.numSamples };
+    // Input and output are checked before the model loads: a mistake in either costs no wait.
     if (a.output !== undefined) checkOutput(a.output, a.force);
+    const questions = a.inputFile !== undefined ? readQuestions(a.inputFile) : undefined;
     const lm = await loadModel({ checkpoint: a.checkpoint, tokenizer: a.tokenizer, device: a.device });
     process.stderr.write(`${lm.backend.line}\n`);
     try {
-      if (a.inputFile !== undefined) await answerFile(lm, a.inputFile, request, a.output);
+      if (questions) await answerFile(lm, questions, request, a.output);
       else if (a.interactive) await interactive(lm, request, a.stream);
       else await answerToStdout(lm, a.prompt!, request, a.stream);
     } finally {

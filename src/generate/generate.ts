@@ -11,6 +11,7 @@ import { encodePrompt } from '../dataset/index.js';
 import { decodeAnswer, fitPrompt, type Answer } from './decode.js';
 import type { LoadedModel } from './load.js';
 import { resolveOptions, type GenerationOptions, type GenerationRequest } from './options.js';
+import { checkQuestionSize } from './question-size.js';
 
 export interface GenerateOptions extends GenerationRequest {
   /** Incremental decoding with cached keys and values (default true; false only to compare). */
@@ -42,6 +43,7 @@ export async function generate(lm: LoadedModel, question: string, options: Gener
   const opts = resolveOptions(options);
   const q = normalizeField(question);
   if (q === '') throw new UserError('the question is empty; ask something');
+  checkQuestionSize(q);
   const prompt = fitPrompt(encodePrompt(lm.tokenizer, q), lm.model.config.maxSeqLen, opts.maxNewTokens);
   const answers: Answer[] = [];
   for (let sample = 0; sample < opts.numSamples; sample++) {

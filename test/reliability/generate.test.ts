@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
+import { trainTinyRun } from '../generate/tiny-model.js';
 import { repoRoot, runCli, tempDir, type CliResult } from '../helpers.js';
 
 /** The text of one `<!-- section: NAME ... -->` of MANUAL.md. */
@@ -168,4 +169,21 @@ test('a checkpoint whose step directory lost its manifest: generate and evaluate
       assert.doesNotMatch(r.stderr, /resume-from|missing/, what);
     }
   }
+});
+
+test('a question of megabytes (one 50 MB word) is refused before encoding: one line naming file:line, no Aborted()', async () => {
+  const dir = tempDir();
+  const { runDir } = await trainTinyRun(dir, 1);
+  const file = path.join(dir, 'questions.txt');
+  fs.writeFileSync(file, `What is Python?\n${'a'.repeat(50_000_000)}\nWhat is Java?\n`);
+  const output = path.join(dir, 'answers.jsonl');
+  const r = runCli('generate', ['--checkpoint', runDir, '--input-file', file, '-o', output, '--device', 'wasm']);
+  assert.equal(r.status, 1, r.stderr);
+  assert.equal(r.stderr, `gptmed-generate: error: ${file}:2: this question is 50000000 bytes, more than any model's context could hold (at most 1048576 bytes); shorten it, or check that the file holds one question a line\n`);
+  assert.equal(fs.existsSync(output), false);
+
+  // The same limit for a question typed into the prompt loop (a command line cannot carry one this long).
+  const typed = runCli('generate', ['--checkpoint', runDir, '--interactive', '--device', 'wasm'], { input: `${'b'.repeat(2 << 20)}\n` });
+  assert.equal(typed.status, 1, typed.stderr);
+  assert.match(typed.stderr, /^backend: .*\ngptmed-generate: error: the question is 2097152 bytes, more than any model's context could hold \(at most 1048576 bytes\); shorten it\n$/);
 });
