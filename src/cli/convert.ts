@@ -1,4 +1,5 @@
 /** gptmed-convert: CSV, TSV, JSON, JSONL or SQLite to Q&A text. */
+import { TEXT_ENCODINGS } from '../common/input.js';
 import { convertFile, formatSummary, INPUT_FORMATS } from '../convert/index.js';
 import { defineCommand } from './command.js';
 
@@ -11,6 +12,7 @@ export const convertCommand = defineCommand({
       .positional('input', { type: 'string', demandOption: true, describe: 'file to convert' })
       .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'Q&A text file to write' })
       .option('format', { choices: INPUT_FORMATS, describe: 'input format', defaultDescription: 'from the extension (.csv .tsv .json .jsonl .sqlite/.db; an Anki .txt export is tsv)' })
+      .option('encoding', { choices: TEXT_ENCODINGS, describe: 'csv/tsv/json/jsonl: the encoding of the input', defaultDescription: 'utf8; a UTF-16 or UTF-8 byte order mark decides by itself' })
       .option('header', { type: 'boolean', default: true, describe: 'csv/tsv: the first row names the columns; --no-header for a file without one' })
       .option('question-col', { type: 'string', describe: 'column (name, or number from 1) or JSON field holding the question', defaultDescription: 'detected: question, q, instruction, prompt, front, input; column 1 without a header' })
       .option('answer-col', { type: 'string', describe: 'column (name, or number from 1) or JSON field holding the answer', defaultDescription: 'detected: answer, a, output, completion, back, target; column 2 without a header' })
@@ -38,6 +40,7 @@ export const convertCommand = defineCommand({
       input: args.input,
       output: args.output,
       format: args.format,
+      encoding: args.encoding,
       header: args.header,
       questionCol: args.questionCol,
       answerCol: args.answerCol,

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { AtomicFileWriter, refuseExisting } from '../common/atomic.js';
 import { UserError } from '../common/errors.js';
-import { checkInputFile, looksBinary } from '../common/input.js';
+import { checkInputFile, isUtf16File, looksBinary, type TextEncoding, type TextReadOptions } from '../common/input.js';
 import { Progress } from '../common/progress.js';
 import { readJson, readJsonl } from './json.js';
 import { formatQaPair, normalizeField, normalizePair, type QaPair } from './qa-format.js';
@@ -48,6 +48,8 @@ export interface ConvertOptions {
   /** SQLite: the table to read, or a SELECT returning question and answer. */
   table?: string;
   query?: string;
+  /** Text input: the encoding of a file without a byte order mark (default utf8). */
+  encoding?: TextEncoding;
   /** Drop a pair whose question and answer both equal an earlier pair's. */
   dedupe?: boolean;
   minAnswerWords?: number;
@@ -72,12 +74,12 @@ export interface ConvertSummary {
 }
 
 /** The input's format: `explicit`, else from its extension, else from its first bytes. */
-export function detectFormat(file: string, explicit?: InputFormat): InputFormat {
+export function detectFormat(file: string, explicit?: InputFormat, encoding?: TextEncoding): InputFormat {
   if (explicit) return explicit;
   const ext = path.extname(file).toLowerCase();
   const byName = EXTENSIONS[ext];
   if (byName) return byName;
-  if (ext === '.txt' && hasAnkiHeader(file)) return 'tsv';
+  if (ext === '.txt' && hasAnkiHeader(file, encoding)) return 'tsv';
   if (isSqliteFile(file)) return 'sqlite';
   throw new UserError(`${file}: cannot tell the input format from its name; pass --format (${INPUT_FORMATS.join(', ')})`);
 }
@@ -92,6 +94,7 @@ function checkOptions(o: ConvertOptions, format: InputFormat): void {
   if (format !== 'sqlite' && (o.table !== undefined || o.query !== undefined)) {
     throw new UserError(`--table and --query are for SQLite input; ${o.input} is read as ${format}`, 2);
   }
+  if (format === 'sqlite' && o.encoding !== undefined) throw new UserError(`--encoding is for text input; ${o.input} is read as sqlite`, 2);
   if (o.query !== undefined && (o.table !== undefined || o.questionCol !== undefined || o.answerCol !== undefined)) {
     throw new UserError('--query picks the question and answer itself; leave out --table, --question-col and --answer-col', 2);
   }
@@ -99,14 +102,15 @@ function checkOptions(o: ConvertOptions, format: InputFormat): void {
 }
 
 function openSource(o: ConvertOptions, format: InputFormat): RowSource {
+  const text: TextReadOptions = { encoding: o.encoding, advice: 'convert the file to UTF-8 or pass --encoding latin1' };
   switch (format) {
     case 'csv':
     case 'tsv':
-      return readTable(o.input, { delimiter: format === 'csv' ? ',' : '\t', header: o.header, questionCol: o.questionCol, answerCol: o.answerCol, stripHtml: o.stripHtml });
+      return readTable(o.input, { delimiter: format === 'csv' ? ',' : '\t', header: o.header, questionCol: o.questionCol, answerCol: o.answerCol, stripHtml: o.stripHtml, ...text });
     case 'json':
-      return readJson(o.input, o);
+      return readJson(o.input, o, text);
     case 'jsonl':
-      return readJsonl(o.input, o);
+      return readJsonl(o.input, o, text);
     case 'sqlite':
       return readSqlite(o.input, o);
   }
@@ -186,10 +190,11 @@ export function formatSummary(s: ConvertSummary): string {
 
 export async function convertFile(o: ConvertOptions): Promise<ConvertSummary> {
   checkInputFile(o.input);
-  const format = detectFormat(o.input, o.format);
+  const format = detectFormat(o.input, o.format, o.encoding);
   checkOptions(o, format);
-  if (format !== 'sqlite' && looksBinary(o.input)) {
-    throw new UserError(`${o.input}: looks like a binary file, not ${format} text; check the file or --format`);
+  // UTF-16 text is full of NUL bytes, which otherwise mark a binary file.
+  if (format !== 'sqlite' && !isUtf16File(o.input, o.encoding) && looksBinary(o.input)) {
+    throw new UserError(`${o.input}: looks like a binary file, not ${format} text; check the file or --format (UTF-16 without a byte order mark needs --encoding utf16)`);
   }
   if (path.resolve(o.input) === path.resolve(o.output)) throw new UserError(`${o.output}: the output would overwrite the input; choose another output`);
   if (!o.append) refuseExisting(o.output, Boolean(o.force));

@@ -4,6 +4,7 @@
  */
 import * as fs from 'node:fs';
 import { UserError } from '../common/errors.js';
+import { LineSplitter, readTextFile, TextFileReader, type TextReadOptions } from '../common/input.js';
 import { isJsonObject, looksLikeRecord, recordRow, type FieldNames } from './records.js';
 import { STREAM_CHUNK_BYTES, type Row, type RowSource } from './rows.js';
 
@@ -45,12 +46,11 @@ function jsonRecords(doc: unknown, file: string): unknown[] {
   throw new UserError(`${file}: the top-level object holds several arrays (${arrays.map((k) => JSON.stringify(k)).join(', ')}); keep the one with the records`);
 }
 
-export function readJson(file: string, names: FieldNames): RowSource {
+export function readJson(file: string, names: FieldNames, text: TextReadOptions = {}): RowSource {
   let done = 0;
   let total: number | undefined;
   async function* batches(): AsyncGenerator<Row[]> {
-    const text = fs.readFileSync(file, 'utf8').replace(/^\uFEFF/, '');
-    const records = jsonRecords(parseJson(text, file), file);
+    const records = jsonRecords(parseJson(readTextFile(file, text), file), file);
     total = records.length;
     const batchSize = 1000;
     for (let start = 0; start < records.length; start += batchSize) {
@@ -72,45 +72,38 @@ export function readJson(file: string, names: FieldNames): RowSource {
 /** A line longer than this is not a JSONL record but a file of another kind. */
 const MAX_LINE_CHARS = 64 * 1024 * 1024;
 
-export function readJsonl(file: string, names: FieldNames): RowSource {
-  let stream: fs.ReadStream | null = null;
+export function readJsonl(file: string, names: FieldNames, text: TextReadOptions = {}): RowSource {
+  const reader = new TextFileReader(file, { chunkBytes: STREAM_CHUNK_BYTES, ...text });
   async function* batches(): AsyncGenerator<Row[]> {
     let lineNo = 0;
-    let carry = '';
-    const rowOf = (raw: string): Row | null => {
-      lineNo++;
-      const line = lineNo === 1 ? raw.replace(/^\uFEFF/, '') : raw;
-      if (line.trim() === '') return null;
-      const where = `${file}:${lineNo}`;
-      let value: unknown;
-      try {
-        value = JSON.parse(line);
-      } catch (err) {
-        throw new UserError(`${where}: invalid JSON: ${jsonErrorDetail(err, line).detail}; each line must be one JSON object`);
-      }
-      return recordRow(value, where, names);
-    };
     const rowsOf = (lines: string[]): Row[] => {
       const rows: Row[] = [];
-      for (const l of lines) {
-        const row = rowOf(l.endsWith('\r') ? l.slice(0, -1) : l);
-        if (row) rows.push(row);
+      for (const line of lines) {
+        lineNo++;
+        if (line.trim() === '') continue;
+        const where = `${file}:${lineNo}`;
+        let value: unknown;
+        try {
+          value = JSON.parse(line);
+        } catch (err) {
+          throw new UserError(`${where}: invalid JSON: ${jsonErrorDetail(err, line).detail}; each line must be one JSON object`);
+        }
+        rows.push(recordRow(value, where, names));
       }
       return rows;
     };
-    stream = fs.createReadStream(file, { encoding: 'utf8', highWaterMark: STREAM_CHUNK_BYTES });
-    for await (const chunk of stream) {
-      const lines = (carry + (chunk as string)).split('\n');
-      carry = lines.pop() ?? '';
-      if (carry.length > MAX_LINE_CHARS) throw new UserError(`${file}:${lineNo + lines.length + 1}: a line longer than ${MAX_LINE_CHARS >> 20} M characters; is this really JSONL (one object a line)?`);
-      yield rowsOf(lines);
+    const splitter = new LineSplitter();
+    for await (const chunk of reader.chunks()) {
+      const rows = rowsOf(splitter.push(chunk));
+      if (splitter.pendingChars > MAX_LINE_CHARS) throw new UserError(`${file}:${lineNo + 1}: a line longer than ${MAX_LINE_CHARS >> 20} M characters; is this really JSONL (one object a line)?`);
+      yield rows;
     }
-    yield rowsOf([carry]);
+    yield rowsOf(splitter.end());
   }
   return {
     unit: 'bytes',
     total: fs.statSync(file).size,
-    done: () => stream?.bytesRead ?? 0,
+    done: () => reader.bytesRead,
     batches,
   };
 }

@@ -13,9 +13,8 @@
  * is removed when read back. Lines lose trailing whitespace; CRLF and a UTF-8
  * BOM are accepted.
  */
-import * as fs from 'node:fs';
-import { StringDecoder } from 'node:string_decoder';
 import { UserError } from '../common/errors.js';
+import { LineSplitter, TextFileReader } from '../common/input.js';
 
 export interface QaPair {
   question: string;
@@ -201,35 +200,26 @@ const READ_CHUNK = 1 << 20;
  * Stream the pairs of a Q&A file with bounded memory. `onMalformed` sees each
  * skipped block in lenient mode; `onRead` the bytes read so far, for progress.
  * Lines are cut by hand (at LF, dropping the CR of a CRLF), as parseQa cuts
- * them: node:readline costs about eight times the parsing itself.
+ * them: node:readline costs about eight times the parsing itself. Bytes that
+ * are not UTF-8 stop the read with a line naming where they are.
  */
 export async function* readQaFile(
   file: string,
   opts: ParseOptions & { onMalformed?: (m: MalformedBlock) => void; onRead?: (bytes: number) => void } = {},
 ): AsyncGenerator<QaPair> {
   const parser = new QaParser({ source: file, ...opts });
-  const decoder = new StringDecoder('utf8');
-  const pushLine = (text: string, start: number, end: number): void => {
-    parser.push(text.slice(start, end > start && text.charCodeAt(end - 1) === 0x0d ? end - 1 : end));
-  };
-  let rest = '';
-  let bytes = 0;
-  for await (const chunk of fs.createReadStream(file, { highWaterMark: READ_CHUNK })) {
-    const text = rest + decoder.write(chunk as Buffer);
-    let start = 0;
-    for (let end = text.indexOf('\n'); end >= 0; end = text.indexOf('\n', start)) {
-      pushLine(text, start, end);
-      start = end + 1;
-    }
-    rest = text.slice(start);
-    bytes += (chunk as Buffer).length;
-    opts.onRead?.(bytes);
+  const reader = new TextFileReader(file, { chunkBytes: READ_CHUNK });
+  const splitter = new LineSplitter();
+  const drain = function* (lines: string[]): Generator<QaPair> {
+    for (const line of lines) parser.push(line);
     for (const m of parser.malformed.splice(0)) opts.onMalformed?.(m);
     yield* parser.pairs.splice(0);
+  };
+  for await (const text of reader.chunks()) {
+    opts.onRead?.(reader.bytesRead);
+    yield* drain(splitter.push(text));
   }
-  rest += decoder.end();
-  if (rest !== '') pushLine(rest, 0, rest.length);
+  for (const line of splitter.end()) parser.push(line);
   parser.end();
-  for (const m of parser.malformed.splice(0)) opts.onMalformed?.(m);
-  yield* parser.pairs.splice(0);
+  yield* drain([]);
 }

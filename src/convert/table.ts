@@ -4,6 +4,7 @@
  * hold the note type, deck, tags or guid) are read, not converted.
  */
 import * as fs from 'node:fs';
+import { peekText, TextFileReader, type TextEncoding } from '../common/input.js';
 import { chooseColumns, type ColumnChoice } from './columns.js';
 import { DelimitedParser, type DelimitedRecord } from './delimited.js';
 import { stripHtml } from './html.js';
@@ -18,6 +19,9 @@ export interface TableOptions {
   answerCol?: string;
   /** Remove HTML from fields; default: only when an Anki export says `#html:true`. */
   stripHtml?: boolean;
+  encoding?: TextEncoding;
+  /** After "invalid UTF-8 at byte N;" */
+  advice?: string;
 }
 
 /** The `#key:value` lines at the top of an Anki export. */
@@ -28,8 +32,7 @@ export interface AnkiHeader {
   columns?: string[];
   /** 0-based columns holding note type, deck, tags or guid rather than note fields. */
   metaColumns: number[];
-  /** Bytes and lines the header takes at the start of the file (BOM included). */
-  bytes: number;
+  /** Lines the header takes at the start of the file. */
   lines: number;
 }
 
@@ -47,34 +50,22 @@ const ANKI_LINE = /^#([a-z][a-z ]*):(.*)$/i;
 const ANKI_HEADER_PEEK = 64 * 1024;
 
 /** True when the file starts like an Anki plain-text export. */
-export function hasAnkiHeader(file: string): boolean {
-  return readAnkiHeader(file).lines > 0;
+export function hasAnkiHeader(file: string, encoding?: TextEncoding): boolean {
+  return readAnkiHeader(file, encoding).lines > 0;
 }
 
-export function readAnkiHeader(file: string): AnkiHeader {
-  const fd = fs.openSync(file, 'r');
-  const buf = Buffer.alloc(ANKI_HEADER_PEEK);
-  let n: number;
-  try {
-    n = fs.readSync(fd, buf, 0, buf.length, 0);
-  } finally {
-    fs.closeSync(fd);
-  }
-  const header: AnkiHeader = { metaColumns: [], bytes: 0, lines: 0 };
-  let pos = buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf ? 3 : 0;
+export function readAnkiHeader(file: string, encoding?: TextEncoding): AnkiHeader {
+  const head = peekText(file, ANKI_HEADER_PEEK, encoding);
+  const header: AnkiHeader = { metaColumns: [], lines: 0 };
   const entries: Array<[string, string]> = [];
-  for (;;) {
-    const nl = buf.indexOf(0x0a, pos);
-    if (nl === -1 || nl >= n) break;
-    const line = buf.toString('utf8', pos, nl).replace(/\r$/, '');
-    const m = ANKI_LINE.exec(line);
+  // Only whole lines count: the peek may end inside one.
+  for (let pos = 0, nl = head.indexOf('\n'); nl !== -1; pos = nl + 1, nl = head.indexOf('\n', pos)) {
+    const m = ANKI_LINE.exec(head.slice(pos, nl).replace(/\r$/, ''));
     if (!m) break;
     entries.push([m[1].toLowerCase(), m[2]]);
-    pos = nl + 1;
     header.lines++;
   }
   if (header.lines === 0) return header;
-  header.bytes = pos;
   for (const [key, value] of entries) {
     if (key === 'separator') header.separator = ANKI_SEPARATORS[value.toLowerCase()] ?? value;
     else if (key === 'html') header.html = value.trim().toLowerCase() === 'true';
@@ -94,13 +85,28 @@ function ankiDefaultColumns(meta: readonly number[]): [number, number] {
   return [fields[0], fields[1]];
 }
 
+/** Drops the first `lines` lines of a text given in chunks. */
+class HeaderSkipper {
+  constructor(private lines: number) {}
+  rest(chunk: string): string {
+    let start = 0;
+    while (this.lines > 0) {
+      const nl = chunk.indexOf('\n', start);
+      if (nl === -1) return '';
+      start = nl + 1;
+      this.lines--;
+    }
+    return start === 0 ? chunk : chunk.slice(start);
+  }
+}
+
 export function readTable(file: string, opts: TableOptions): RowSource {
-  const anki = readAnkiHeader(file);
+  const anki = readAnkiHeader(file, opts.encoding);
   const isAnki = anki.lines > 0;
   const delimiter = anki.separator ?? opts.delimiter;
   const strip = opts.stripHtml ?? anki.html ?? false;
   const total = fs.statSync(file).size;
-  let stream: fs.ReadStream | null = null;
+  const reader = new TextFileReader(file, { encoding: opts.encoding, advice: opts.advice, chunkBytes: STREAM_CHUNK_BYTES });
 
   async function* batches(): AsyncGenerator<Row[]> {
     const parser = new DelimitedParser({ delimiter, source: file, firstLine: anki.lines + 1 });
@@ -135,15 +141,16 @@ export function readTable(file: string, opts: TableOptions): RowSource {
       return rows;
     };
 
-    stream = fs.createReadStream(file, { encoding: 'utf8', start: anki.bytes, highWaterMark: STREAM_CHUNK_BYTES });
-    for await (const chunk of stream) yield toRows(parser.push(chunk as string));
+    // The whole file is decoded (and checked); the Anki header's lines are dropped from the text.
+    const skipper = new HeaderSkipper(anki.lines);
+    for await (const chunk of reader.chunks()) yield toRows(parser.push(skipper.rest(chunk)));
     yield toRows(parser.end());
   }
 
   return {
     unit: 'bytes',
     total,
-    done: () => anki.bytes + (stream?.bytesRead ?? 0),
+    done: () => reader.bytesRead,
     batches,
   };
 }

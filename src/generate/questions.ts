@@ -4,9 +4,8 @@
  * along as references. A file whose first non-blank line starts with `Q:` is
  * Q&A text.
  */
-import * as fs from 'node:fs';
 import { UserError } from '../common/errors.js';
-import { checkTextFile } from '../common/input.js';
+import { checkTextFile, readTextFile } from '../common/input.js';
 import { parseQa } from '../convert/qa-format.js';
 
 export interface Question {
@@ -47,5 +46,16 @@ export function parseQuestions(text: string, source: string): QuestionFile {
 
 export function readQuestionFile(file: string): QuestionFile {
   checkTextFile(file, 'questions');
-  return parseQuestions(fs.readFileSync(file, 'utf8'), file);
+  return parseQuestions(readTextFile(file), file);
+}
+
+/**
+ * Refuses a question given on the command line whose bytes were not UTF-8:
+ * Node has already turned them into U+FFFD, so the model would be asked
+ * something else than what was typed. Usage error, exit 2.
+ */
+export function checkPromptText(prompt: string, flag = '--prompt'): void {
+  if (prompt.includes('\uFFFD')) {
+    throw new UserError(`${flag}: the question holds bytes that are not UTF-8 (they arrive as U+FFFD); pass the question in UTF-8 (check the terminal's or the script's encoding)`, 2);
+  }
 }
