@@ -41,17 +41,54 @@ function sqlMessage(err: unknown): string {
   return (err instanceof Error ? err.message : String(err)).replace(/\s+/g, ' ');
 }
 
-function prepare(db: Database, sql: string, what: string): Statement {
+/**
+ * Runs an sql.js call; its failure becomes one line. A damaged file (the
+ * header is SQLite's, the pages are not) can surface at any call, so every
+ * call goes through here.
+ */
+function sql<T>(file: string, what: string, call: () => T): T {
   try {
-    return db.prepare(sql);
+    return call();
   } catch (err) {
-    throw new UserError(`${what}: ${sqlMessage(err)}`);
+    if (err instanceof UserError) throw err;
+    const message = sqlMessage(err);
+    if (/database disk image is malformed|file is not a database/.test(message)) throw new UserError(`${file}: not a valid SQLite database (corrupt: ${message}); check the file`);
+    throw new UserError(`${what}: ${message}`);
   }
 }
 
-function tableNames(db: Database): string[] {
-  const res = db.exec("SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name");
+function prepare(db: Database, sqlText: string, file: string, what: string): Statement {
+  return sql(file, what, () => db.prepare(sqlText));
+}
+
+function tableNames(db: Database, file: string): string[] {
+  const res = sql(file, file, () => db.exec("SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name"));
   return res.length ? res[0].values.map((v) => String(v[0])) : [];
+}
+
+/**
+ * The one statement of --query. sql.js's prepare() would silently ignore
+ * anything after the first statement, so the rest must hold none.
+ */
+function prepareQuery(db: Database, query: string, file: string): Statement {
+  const what = `${file}: --query`;
+  const statements = sql(file, what, () => db.iterateStatements(query));
+  const first = sql(file, what, () => statements.next());
+  if (first.done) throw new UserError('--query holds no SQL statement; give one SELECT', 2);
+  const rest = statements.getRemainingSQL();
+  let more: boolean;
+  try {
+    const next = db.iterateStatements(rest).next();
+    next.value?.free();
+    more = !next.done;
+  } catch {
+    more = true; // text after the first statement that does not even parse
+  }
+  if (more) {
+    first.value.free();
+    throw new UserError(`--query holds more than one SQL statement; give a single SELECT (remove what follows the first ";": ${JSON.stringify(rest.trim().slice(0, 40))})`, 2);
+  }
+  return first.value;
 }
 
 function listed(names: string[]): string {
@@ -61,7 +98,7 @@ function listed(names: string[]): string {
 /** The SELECT that reads the pairs: the user's --query, or one built from --table and the columns. */
 function pairStatement(db: Database, file: string, opts: SqliteOptions): { stmt: Statement; total?: number } {
   if (opts.query !== undefined) {
-    const stmt = prepare(db, opts.query, `${file}: --query`);
+    const stmt = prepareQuery(db, opts.query, file);
     const cols = stmt.getColumnNames();
     if (cols.length !== 2) {
       stmt.free();
@@ -71,7 +108,7 @@ function pairStatement(db: Database, file: string, opts: SqliteOptions): { stmt:
     }
     return { stmt };
   }
-  const tables = tableNames(db);
+  const tables = tableNames(db, file);
   let table = opts.table;
   if (table === undefined) {
     if (tables.length !== 1) throw new UserError(`${file}: name the table with --table (tables: ${listed(tables)}) or give --query`);
@@ -83,12 +120,12 @@ function pairStatement(db: Database, file: string, opts: SqliteOptions): { stmt:
     table = folded;
   }
   const from = quoteIdentifier(table);
-  const probe = prepare(db, `SELECT * FROM ${from} LIMIT 0`, `${file}: table ${JSON.stringify(table)}`);
+  const probe = prepare(db, `SELECT * FROM ${from} LIMIT 0`, file, `${file}: table ${JSON.stringify(table)}`);
   const names = probe.getColumnNames();
   probe.free();
   const { question, answer } = chooseColumns({ names, count: names.length }, opts, `${file}: table ${JSON.stringify(table)}`);
-  const count = db.exec(`SELECT COUNT(*) FROM ${from}`);
-  const stmt = prepare(db, `SELECT ${quoteIdentifier(names[question])}, ${quoteIdentifier(names[answer])} FROM ${from}`, file);
+  const count = sql(file, file, () => db.exec(`SELECT COUNT(*) FROM ${from}`));
+  const stmt = prepare(db, `SELECT ${quoteIdentifier(names[question])}, ${quoteIdentifier(names[answer])} FROM ${from}`, file, file);
   return { stmt, total: Number(count[0]?.values[0]?.[0] ?? 0) };
 }
 
@@ -98,27 +135,16 @@ export function readSqlite(file: string, opts: SqliteOptions): RowSource {
   async function* batches(): AsyncGenerator<Row[]> {
     if (!isSqliteFile(file)) throw new UserError(`${file}: not an SQLite database (it does not start with the SQLite header); check the file or --format`);
     const SQL = await initSqlJs();
-    let db: Database;
+    const db = sql(file, `${file}: cannot open as SQLite`, () => new SQL.Database(fs.readFileSync(file)));
     try {
-      db = new SQL.Database(fs.readFileSync(file));
-      db.exec('PRAGMA query_only = ON');
-    } catch (err) {
-      throw new UserError(`${file}: cannot open as SQLite: ${sqlMessage(err)}`);
-    }
-    try {
+      sql(file, `${file}: cannot open as SQLite`, () => db.exec('PRAGMA query_only = ON'));
       const { stmt, total: count } = pairStatement(db, file, opts);
       total = count;
       try {
         const batchSize = 1000;
         let rows: Row[] = [];
         for (;;) {
-          let more: boolean;
-          try {
-            more = stmt.step();
-          } catch (err) {
-            throw new UserError(`${file}: ${opts.query !== undefined ? '--query: ' : ''}${sqlMessage(err)}`);
-          }
-          if (!more) break;
+          if (!sql(file, opts.query !== undefined ? `${file}: --query` : file, () => stmt.step())) break;
           const [q, a] = stmt.get();
           rows.push(pairRow(q, a));
           done++;

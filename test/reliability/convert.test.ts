@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { LineSplitter } from '../../src/common/input.js';
-import { runCli, tempDir } from '../helpers.js';
+import { fixturesDir, runCli, tempDir } from '../helpers.js';
 
 /** gptmed-convert `args` into a fresh directory: exit status, stderr lines, output text (if any), what the directory holds. */
 function convert(args: string[], dir = tempDir()): { status: number | null; lines: string[]; output?: string; left: string[] } {
@@ -38,4 +38,43 @@ test('the line splitter joins a line spread over many chunks, and drops the CR o
   lines.push(...splitter.end());
   assert.deepEqual(lines, ['abcd', 'ef', 'gh']);
   assert.deepEqual(new LineSplitter().end(), []);
+});
+
+const latexDb = path.join(fixturesDir, 'convert', 'latex.db');
+
+/** latex.db with bytes from `from` on overwritten, or its first 100 bytes (the header) and garbage. */
+function damagedDb(dir: string, from: number): string {
+  const db = Buffer.from(fs.readFileSync(latexDb));
+  const damaged = from < db.length ? db.fill(0xab, from) : Buffer.concat([db.subarray(0, 100), Buffer.alloc(20000, 0xab)]);
+  const file = path.join(dir, 'damaged.db');
+  fs.writeFileSync(file, damaged);
+  return file;
+}
+
+test('SQLite: a file with the SQLite header and a damaged body is one line naming it, exit 1', () => {
+  const cases: string[][] = [[], ['--table', 'phrases', '--question-col', 'tabkeys', '--answer-col', 'phrase'], ['--query', 'SELECT tabkeys, phrase FROM phrases']];
+  for (const [from, flags] of [[Infinity, cases[0]], [8192, cases[1]], [8192, cases[2]]] as const) {
+    const dir = tempDir();
+    const db = damagedDb(dir, from);
+    const r = convert([db, ...flags], dir);
+    assert.equal(r.status, 1, r.lines.join('\n'));
+    assert.deepEqual(r.lines, [`gptmed-convert: error: ${db}: not a valid SQLite database (corrupt: database disk image is malformed); check the file`]);
+    assert.deepEqual(r.left, ['damaged.db']);
+  }
+});
+
+test('SQLite: --query with more than one statement is a usage error; a trailing ; or comment is fine', () => {
+  const dir = tempDir();
+  const before = fs.readFileSync(latexDb);
+  for (const extra of ['; DELETE FROM phrases', '; SELECT 1, 2', '; not even SQL']) {
+    const r = convert([latexDb, '--query', `SELECT tabkeys, phrase FROM phrases${extra}`], dir);
+    assert.equal(r.status, 2, extra);
+    assert.equal(r.lines.length, 1);
+    assert.match(r.lines[0], /^gptmed-convert: error: --query holds more than one SQL statement; give a single SELECT/);
+    assert.deepEqual(r.left, []);
+  }
+  assert.deepEqual(fs.readFileSync(latexDb), before);
+  const ok = convert([latexDb, '--query', 'SELECT tabkeys, phrase FROM phrases LIMIT 2; -- two rows\n;'], dir);
+  assert.equal(ok.status, 0, ok.lines.join('\n'));
+  assert.equal(ok.output?.match(/^Q: /gm)?.length, 2);
 });
