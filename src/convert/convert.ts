@@ -197,6 +197,8 @@ export async function convertFile(o: ConvertOptions): Promise<ConvertSummary> {
     throw new UserError(`${o.input}: looks like a binary file, not ${format} text; check the file or --format (UTF-16 without a byte order mark needs --encoding utf16)`);
   }
   if (path.resolve(o.input) === path.resolve(o.output)) throw new UserError(`${o.output}: the output would overwrite the input; choose another output`);
+  // Before --force or --append get to it: neither can make a file of a directory.
+  if (fs.statSync(o.output, { throwIfNoEntry: false })?.isDirectory()) throw new UserError(`${o.output}: is a directory; give the path of the Q&A text file to write`);
   if (!o.append) refuseExisting(o.output, Boolean(o.force));
   const appending = Boolean(o.append) && fs.existsSync(o.output);
   if (appending && looksBinary(o.output)) throw new UserError(`${o.output}: looks like a binary file, not Q&A text; refusing to --append to it`);

@@ -78,3 +78,18 @@ test('SQLite: --query with more than one statement is a usage error; a trailing 
   assert.equal(ok.status, 0, ok.lines.join('\n'));
   assert.equal(ok.output?.match(/^Q: /gm)?.length, 2);
 });
+
+test('-o naming a directory is one line naming it, with or without --force or --append, and the directory is left as it was', () => {
+  const faq = path.join(fixturesDir, 'convert', 'faq.csv');
+  for (const flags of [[], ['--force'], ['--append']]) {
+    const dir = tempDir();
+    const target = path.join(dir, 'data');
+    fs.mkdirSync(target);
+    fs.writeFileSync(path.join(target, 'keep.qa.txt'), 'Q: a?\nA: b\n\n');
+    const r = runCli('convert', ['--quiet', faq, '-o', target, ...flags]);
+    assert.equal(r.status, 1, r.stderr);
+    assert.equal(r.stderr.trim(), `gptmed-convert: error: ${target}: is a directory; give the path of the Q&A text file to write`, flags.join(' '));
+    assert.deepEqual(fs.readdirSync(dir), ['data']);
+    assert.deepEqual(fs.readdirSync(target), ['keep.qa.txt']);
+  }
+});
