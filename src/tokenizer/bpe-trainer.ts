@@ -225,7 +225,7 @@ function withUnknowns(word: string, alphabet: Map<number, number>): string {
  * Train on normalized sentences (with "▁" for spaces and meta pieces already
  * replaced by "\t"), each with a count.
  */
-export function trainBpe(sentences: Array<[string, number]>, opts: BpeOptions): BpeResult {
+export async function trainBpe(sentences: Array<[string, number]>, opts: BpeOptions): Promise<BpeResult> {
   // Character counts and the alphabet (a table for the BMP, a map beyond it: this loop sees every character).
   const bmpCounts = new Float64Array(0x10000);
   const astralCounts = new Map<number, number>();
@@ -414,10 +414,16 @@ export function trainBpe(sentences: Array<[string, number]>, opts: BpeOptions): 
   const mergeBudget = opts.pieceBudget - alphabet.size;
   const pieces: Array<{ piece: string; score: number }> = [];
   const seen = new Set<string>();
+  let lastYield = performance.now();
   while (pieces.length < mergeBudget) {
     if (pieces.length % 100 === 0) {
       updateActive();
       opts.onProgress?.(pieces.length, mergeBudget);
+      // Merging can take minutes: let a Ctrl-C be handled (it cleans up and exits) instead of waiting for the end.
+      if (performance.now() - lastYield > 100) {
+        await new Promise((resolve) => setImmediate(resolve));
+        lastYield = performance.now();
+      }
     }
     // Candidates whose frequency may have changed are recomputed (as the scan in SentencePiece does).
     for (const s of touched) {

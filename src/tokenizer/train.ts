@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { commitFiles, refuseExisting } from '../common/atomic.js';
 import { UsageError, UserError } from '../common/errors.js';
-import { checkTextFile } from '../common/input.js';
+import { checkTextFile, readTextFile } from '../common/input.js';
 import { Progress } from '../common/progress.js';
 import { readQaFile, type MalformedBlock } from '../convert/qa-format.js';
 import { pairText } from '../dataset/framing.js';
@@ -193,7 +193,8 @@ async function* readUnits(file: string, qa: boolean, onMalformed: (m: MalformedB
     for await (const pair of readQaFile(file, { onMalformed })) yield Buffer.from(pairText(pair), 'utf8');
     return;
   }
-  const data = fs.readFileSync(file);
+  // Decoded once to refuse invalid UTF-8 in one line naming where, instead of training on it.
+  const data = Buffer.from(readTextFile(file), 'utf8');
   let start = 0;
   while (start < data.length) {
     let end = data.indexOf(0x0a, start);
@@ -271,7 +272,7 @@ export async function trainTokenizer(opts: TrainTokenizerOptions): Promise<Train
   if (sentences.length === 0) throw new UserError(`${opts.input}: no text to train on (nothing is left after normalization)`);
 
   const progress = new Progress({ label: 'train-tokenizer', total: opts.vocabSize - metas.length, unit: 'pieces', quiet: opts.quiet });
-  const result = trainBpe(sentences, {
+  const result = await trainBpe(sentences, {
     pieceBudget: opts.vocabSize - metas.length,
     characterCoverage: coverage,
     maxSentencepieceLength: 16,

@@ -5,6 +5,7 @@
  */
 import * as fs from 'node:fs';
 import { writeFileAtomic } from '../common/atomic.js';
+import { outputError } from '../common/errors.js';
 
 export type MetricsRecord = { type: 'start' | 'train' | 'eval' | 'stop'; step: number } & Record<string, string | number | boolean | null>;
 
@@ -26,7 +27,11 @@ export class MetricsLog {
   }
 
   write(record: MetricsRecord): void {
-    fs.writeSync(this.fd, `${JSON.stringify(record)}\n`);
+    try {
+      fs.writeSync(this.fd, `${JSON.stringify(record)}\n`);
+    } catch (err) {
+      throw outputError(err, this.file); // a full disk names the log
+    }
   }
 
   close(): void {

@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import protobuf from 'protobufjs';
+import { outputError } from '../common/errors.js';
 
 const eventProto = `
 syntax = "proto3";
@@ -106,6 +107,10 @@ export class EventWriter {
   private write(what: Record<string, unknown>, step: number): void {
     if (this.fd === null) return;
     const bytes = Event.encode(Event.fromObject({ wallTime: Date.now() / 1000, step, ...what })).finish();
-    fs.writeSync(this.fd, tfRecord(bytes));
+    try {
+      fs.writeSync(this.fd, tfRecord(bytes));
+    } catch (err) {
+      throw outputError(err, this.file); // a full disk names the event file
+    }
   }
 }
