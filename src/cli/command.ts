@@ -38,11 +38,16 @@ function report(scriptName: string, err: unknown): number {
   return err instanceof UserError ? err.exitCode : 1;
 }
 
+/** yargs parser settings every command shares (a command may add to them: they replace, not merge). */
+export const PARSER_CONFIGURATION = {
+  // A flag given twice keeps its last value, as in most command-line tools.
+  'duplicate-arguments-array': false,
+} as const;
+
 function configure(y: Argv, scriptName: string): Argv {
   return y
     .scriptName(scriptName)
-    // A flag given twice keeps its last value, as in most command-line tools.
-    .parserConfiguration({ 'duplicate-arguments-array': false })
+    .parserConfiguration(PARSER_CONFIGURATION)
     .strict()
     .help()
     .alias('h', 'help')

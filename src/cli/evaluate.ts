@@ -2,7 +2,7 @@
 import { writeFileAtomic } from '../common/atomic.js';
 import { Progress } from '../common/progress.js';
 import { evaluate, generateConfig, jsonLine, loadModel, type EvaluateReport } from '../generate/index.js';
-import { checkOutput } from '../generate/output.js';
+import { checkOutput } from '../common/output.js';
 import { defineCommand } from './command.js';
 import { modelAndSamplingFlags, samplingRequest } from './generate.js';
 

@@ -19,9 +19,10 @@ import {
   type PresetName,
   type QuestionFile,
 } from '../generate/index.js';
-import { checkOutput } from '../generate/output.js';
+import { checkOutput } from '../common/output.js';
 import { checkQuestionSizes } from '../generate/question-size.js';
-import { defineCommand } from './command.js';
+import { checkPromptText } from '../generate/questions.js';
+import { defineCommand, PARSER_CONFIGURATION } from './command.js';
 
 /** Flags shared by gptmed-generate and gptmed-evaluate: where the model is, and how answers are drawn. */
 export function modelAndSamplingFlags<T>(y: Argv<T>, presetDefault?: PresetName) {
@@ -30,7 +31,7 @@ export function modelAndSamplingFlags<T>(y: Argv<T>, presetDefault?: PresetName)
     // With boolean negation on, yargs reads `--no-repeat-ngram 3` as `--repeat-ngram false` and a stray 3.
     // Off for these two commands only (convert's --no-header keeps it). parserConfiguration replaces the
     // whole setting, so the shared one from command.ts is repeated here.
-    .parserConfiguration({ 'duplicate-arguments-array': false, 'boolean-negation': false })
+    .parserConfiguration({ ...PARSER_CONFIGURATION, 'boolean-negation': false })
     .option('checkpoint', { type: 'string', describe: 'run directory (its best checkpoint), step directory, or best/latest file', defaultDescription: `best in ${defaultCheckpointDir()} (configs/train.json)` })
     .option('tokenizer', { type: 'string', describe: 'tokenizer .model; must be the one the model was trained with', defaultDescription: 'the one recorded in the checkpoint' })
     .option('preset', { choices: PRESET_NAMES, describe: 'a set of sampling options (configs/generate.json); explicit flags override it', defaultDescription: presetDefault ?? 'none' })
@@ -105,6 +106,10 @@ async function interactive(lm: LoadedModel, request: GenerationRequest, stream: 
   for await (const line of rl) {
     const question = line.trim();
     if (question === 'exit' || question === 'quit') break;
+    if (question.includes('\uFFFD')) {
+      process.stderr.write('note: that question holds bytes that are not UTF-8; type it in UTF-8 (check the terminal\'s encoding)\n');
+      continue;
+    }
     if (question !== '') await answerToStdout(lm, question, request, stream);
     if (tty) rl.prompt();
   }
@@ -162,6 +167,7 @@ export const generateCommand = defineCommand({
         // A UserError, not a string: yargs would pass a returned string on as an internal error.
         if (modes !== 1) throw new UserError('give exactly one of --prompt, --input-file or --interactive (see gptmed-generate --help)', 2);
         if (a.output !== undefined && a.inputFile === undefined) throw new UserError('--output goes with --input-file (see gptmed-generate --help)', 2);
+        if (a.prompt !== undefined) checkPromptText(a.prompt);
         return true;
       }),
   handler: async (a) => {

@@ -14,10 +14,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import seedrandom from 'seedrandom';
-import { refuseExisting, tempPathFor, writeDirAtomic, writeFileAtomic } from '../common/atomic.js';
+import { tempPathFor, writeDirAtomic, writeFileAtomic } from '../common/atomic.js';
 import { outputError, UsageError, UserError } from '../common/errors.js';
 import { sha256File } from '../common/hash.js';
 import { checkTextFile } from '../common/input.js';
+import { checkOutput } from '../common/output.js';
 import { Progress } from '../common/progress.js';
 import { formatQaPair, readQaFile, type QaPair } from '../convert/qa-format.js';
 import { inspectModel, type ModelInfo } from '../tokenizer/tokenizer.js';
@@ -259,7 +260,7 @@ export async function tokenizeDataset(opts: TokenizeOptions): Promise<ShardsMeta
   };
   checkOptions(o);
   checkTextFile(opts.input);
-  refuseExisting(opts.outputDir, opts.force ?? false);
+  checkOutput(opts.outputDir, opts.force ?? false, '--output-dir', 'directory');
   // The workers load the model into SentencePiece; here its facts are enough.
   const tok = inspectModel(opts.tokenizer);
   requireSpecials(tok, opts.tokenizer);

@@ -4,13 +4,14 @@
  * included), and how close its own greedy answer is (exact match, token F1).
  */
 import * as tf from '@tensorflow/tfjs';
-import { UserError } from '../common/errors.js';
+import { UsageError, UserError } from '../common/errors.js';
 import { checkTextFile } from '../common/input.js';
 import { readQaFile, type QaPair } from '../convert/qa-format.js';
 import { encodePair } from '../dataset/index.js';
 import { weightedCrossEntropy, type GPT } from '../model/index.js';
 import { fitPrompt } from './decode.js';
 import { generate } from './generate.js';
+import { checkPairSize } from './question-size.js';
 import type { LoadedModel } from './load.js';
 import { exactMatch, PerplexityMeter, tokenF1 } from './metrics.js';
 import { generateConfig, resolveOptions, type GenerationOptions, type GenerationRequest } from './options.js';
@@ -79,6 +80,7 @@ async function readPairs(file: string, limit: number): Promise<{ pairs: QaPair[]
   let skipped = 0;
   for await (const pair of readQaFile(file, { onMalformed: () => skipped++ })) {
     if (pairs.length >= limit) break;
+    checkPairSize(file, pairs.length, pair);
     pairs.push(pair);
   }
   if (pairs.length === 0) throw new UserError(`${file}: no Q&A pairs found; give Q&A text (Q: ... / A: ...), e.g. the held-out file gptmed-tokenize --test-split wrote`);
@@ -88,7 +90,7 @@ async function readPairs(file: string, limit: number): Promise<{ pairs: QaPair[]
 /** Evaluate on a Q&A text file, or on pairs in memory. */
 export async function evaluate(lm: LoadedModel, data: string | readonly QaPair[], options: EvaluateOptions = {}): Promise<EvaluateReport> {
   const { limit, onProgress, ...request } = options;
-  if (limit !== undefined && !(Number.isInteger(limit) && limit >= 1)) throw new UserError(`--limit must be a whole number >= 1, got ${limit}`);
+  if (limit !== undefined && !(Number.isInteger(limit) && limit >= 1)) throw new UsageError(`--limit must be a whole number >= 1, got ${limit}`);
   const opts = resolveOptions({ preset: generateConfig().evaluate.preset, ...request, numSamples: 1 });
   const started = performance.now();
   const { pairs, skipped } = typeof data === 'string' ? await readPairs(data, limit ?? Infinity) : { pairs: data.slice(0, limit), skipped: 0 };

@@ -4,7 +4,7 @@
  * which overrides the defaults. Every value is checked once, here.
  */
 import * as fs from 'node:fs';
-import { UserError } from '../common/errors.js';
+import { UsageError, UserError } from '../common/errors.js';
 import { configPath } from '../common/paths.js';
 import type { SamplingOptions } from './sampling.js';
 
@@ -81,7 +81,7 @@ export function generateConfig(): GenerateConfig {
 }
 
 function mustBe(ok: boolean, key: keyof GenerationOptions, what: string, value: number): void {
-  if (!ok) throw new UserError(`${FLAG[key]} must be ${what}, got ${value}`);
+  if (!ok) throw new UsageError(`${FLAG[key]} must be ${what}, got ${value}`);
 }
 
 /** Throws a UserError naming the flag of the first option out of range. */
@@ -103,7 +103,7 @@ export function resolveOptions(request: GenerationRequest = {}): GenerationOptio
   const config = generateConfig();
   const { preset, ...explicit } = request;
   if (preset !== undefined && !PRESET_NAMES.includes(preset)) {
-    throw new UserError(`--preset must be one of ${PRESET_NAMES.join(', ')}, got ${String(preset)}`);
+    throw new UsageError(`--preset must be one of ${PRESET_NAMES.join(', ')}, got ${String(preset)}`);
   }
   const merged: GenerationOptions = { ...config.defaults, ...(preset ? config.presets[preset] : {}) };
   for (const key of OPTION_KEYS) {

@@ -36,6 +36,14 @@ export function checkQuestionSizes(file: string, questions: ReadonlyArray<{ ques
   }
 }
 
+/** Refuse a held-out pair (gptmed-evaluate) whose question or answer is too long to encode, naming the pair. */
+export function checkPairSize(file: string, index: number, pair: { question: string; answer: string }): void {
+  for (const field of ['question', 'answer'] as const) {
+    const problem = tooLong(pair[field]);
+    if (problem) throw new UserError(`${file}: pair ${index + 1}: its ${field} ${problem}; shorten it`);
+  }
+}
+
 /** The 1-based line of `file` holding the longest line of `question` (0 if not found): where the user should look. */
 function lineOf(file: string, question: string): number {
   const longest = question.split('\n').reduce((a, b) => (b.length > a.length ? b : a));

@@ -9,7 +9,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { commitFiles, refuseExisting } from '../common/atomic.js';
+import { commitFiles } from '../common/atomic.js';
+import { checkOutput } from '../common/output.js';
 import { UsageError, UserError } from '../common/errors.js';
 import { checkTextFile, readTextFile } from '../common/input.js';
 import { Progress } from '../common/progress.js';
@@ -215,8 +216,8 @@ export async function trainTokenizer(opts: TrainTokenizerOptions): Promise<Train
     throw new UsageError(`--output-prefix ${opts.outputPrefix || "''"} ends in a directory; add a file name stem, e.g. ${path.join(opts.outputPrefix, 'qa')} writes qa.model and qa.vocab there`);
   }
   checkTextFile(opts.input);
-  refuseExisting(modelPath, opts.force ?? false);
-  refuseExisting(vocabPath, opts.force ?? false);
+  checkOutput(modelPath, opts.force ?? false, '--output-prefix');
+  checkOutput(vocabPath, opts.force ?? false, '--output-prefix');
 
   const format = opts.inputFormat ?? 'auto';
   const qa = format === 'qa' || (format === 'auto' && (await isQaText(opts.input)));

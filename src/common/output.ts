@@ -1,21 +1,21 @@
 /**
- * The output file of gptmed-generate and gptmed-evaluate is checked before the
- * model is loaded: an -o that cannot be written must not be found only after
- * every answer was generated.
+ * An output is checked before the work that makes it: an -o that cannot be
+ * written must not be found only after every answer was generated, nor a
+ * read-only --output-dir after the whole input was tokenized.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { refuseExisting, tempPathFor } from '../common/atomic.js';
-import { UserError } from '../common/errors.js';
+import { refuseExisting, tempPathFor } from './atomic.js';
+import { UserError } from './errors.js';
 
 /**
- * Refuse `target` unless it can be written: not a directory, not existing
- * (unless `force`), and a file can be made where it goes. Missing parent
- * directories are fine (the writer makes them) if the nearest existing one
- * is writable.
+ * Refuse `target` unless it can be written: not a directory (for a file
+ * output), not existing (unless `force`), and a file can be made where it
+ * goes. Missing parent directories are fine (the writer makes them) if the
+ * nearest existing one is writable.
  */
-export function checkOutput(target: string, force: boolean, flag = '--output'): void {
-  if (statOf(target)?.isDirectory()) throw new UserError(`${target}: is a directory; give ${flag} a file name`);
+export function checkOutput(target: string, force: boolean, flag = '--output', kind: 'file' | 'directory' = 'file'): void {
+  if (kind === 'file' && statOf(target)?.isDirectory()) throw new UserError(`${target}: is a directory; give ${flag} a file name`);
   refuseExisting(target, force);
   const dir = nearestExisting(path.dirname(path.resolve(target)));
   if (!statOf(dir)?.isDirectory()) throw new UserError(`${target}: ${dir} is not a directory; choose another ${flag}`);
