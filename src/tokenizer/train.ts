@@ -225,6 +225,9 @@ export async function trainTokenizer(opts: TrainTokenizerOptions): Promise<Train
   const coverage = opts.characterCoverage ?? (qa ? 1 : 0.9995);
   if (!(coverage >= 0.98 && coverage <= 1)) throw new UsageError(`--character-coverage must be between 0.98 and 1 (got ${coverage})`);
   const normalization = opts.normalization ?? 'nmt_nfkc';
+  if (opts.maxSentenceLength !== undefined && !(Number.isInteger(opts.maxSentenceLength) && opts.maxSentenceLength >= 1)) {
+    throw new UsageError(`--max-sentence-length must be a whole number of bytes, 1 or more (got ${opts.maxSentenceLength})`);
+  }
   const maxLength = opts.maxSentenceLength ?? (qa ? Infinity : SPM_DEFAULT_MAX_SENTENCE_LENGTH);
 
   let malformed = 0;

@@ -42,10 +42,42 @@ export function refuseExistingRun(runDir: string, force: boolean): void {
   }
 }
 
-/** Start a new run in `runDir`: remove a previous run's files (only those: other files in the directory stay). */
-export function clearRun(runDir: string): void {
-  for (const name of runEntries(runDir)) fs.rmSync(path.join(runDir, name), { recursive: true, force: true });
+/** Where a new run keeps the run it replaces (--force) until its own first checkpoint. */
+const replacedPrefix = '.replaced-run-';
+
+/**
+ * Start a new run in `runDir`: a previous run's files (only those: other files
+ * in the directory stay) are moved aside, not removed, so that a new run that
+ * fails or is killed before its first checkpoint gives them back
+ * (`settleReplacedRun`).
+ */
+export function setPreviousRunAside(runDir: string): void {
+  const entries = runEntries(runDir);
   fs.mkdirSync(runDir, { recursive: true });
+  if (entries.length === 0) return;
+  const aside = path.join(runDir, `${replacedPrefix}${process.pid}-${Date.now()}`);
+  fs.mkdirSync(aside);
+  for (const name of entries) fs.renameSync(path.join(runDir, name), path.join(aside, name));
+}
+
+/**
+ * Settle a replaced run: once the new run has a checkpoint (`latest`) the
+ * replaced run is removed; while it has none (it failed, or was killed), the
+ * new run's files are removed and the replaced run moved back. Only the lock's
+ * holder calls this, so every aside here is its own or a dead run's.
+ */
+export function settleReplacedRun(runDir: string): void {
+  if (!fs.existsSync(runDir)) return;
+  for (const aside of fs.readdirSync(runDir).filter((n) => n.startsWith(replacedPrefix))) {
+    const dir = path.join(runDir, aside);
+    if (readPointer(runDir, 'latest')) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      continue;
+    }
+    for (const name of runEntries(runDir)) fs.rmSync(path.join(runDir, name), { recursive: true, force: true });
+    for (const name of fs.readdirSync(dir)) fs.renameSync(path.join(dir, name), path.join(runDir, name));
+    fs.rmdirSync(dir);
+  }
 }
 
 /** Undo a new run that failed before its first checkpoint: its files, and the directory if that empties it. */

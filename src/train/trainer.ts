@@ -32,7 +32,17 @@ import { epochOrder, loadSplit, makeBatch, stepsPerEpoch, unigramBaseline, type 
 import { isWasmOutOfMemory, microBatchPlan, outOfMemoryError, wasmHeapBytes } from './memory-fit.js';
 import { MetricsLog } from './metrics.js';
 import { AdamW } from './optimizer.js';
-import { clearRun, lockRunDir, metricsFile, pruneCheckpoints, refuseExistingRun, removeFailedRun, removeStaleTemporaries, tensorboardDir } from './run-dir.js';
+import {
+  lockRunDir,
+  metricsFile,
+  pruneCheckpoints,
+  refuseExistingRun,
+  removeFailedRun,
+  removeStaleTemporaries,
+  setPreviousRunAside,
+  settleReplacedRun,
+  tensorboardDir,
+} from './run-dir.js';
 import { learningRateAt } from './schedule.js';
 import { NonFiniteLossError, TrainStep, evaluateLoss } from './step.js';
 import { EventWriter } from './tensorboard.js';
@@ -138,32 +148,48 @@ const perplexity = (loss: number): number => Math.exp(loss);
 
 /** Train (or continue training) a GPT; see MANUAL.md "train". */
 export async function train(opts: TrainOptions): Promise<TrainResult> {
-  const { resumePoint, config } = startingPoint(opts);
-  const release = lockRunDir(config.checkpointDir);
+  const runDir = runDirOf(opts);
+  const release = lockRunDir(runDir);
+  const newRun = { started: false };
   try {
-    return await trainLocked(opts, resumePoint, config);
+    settleReplacedRun(runDir); // what a run killed before its first checkpoint left
+    const { resumePoint, config } = startingPoint(opts, runDir);
+    return await trainLocked(opts, resumePoint, config, newRun);
   } finally {
+    // A new run that ends before its first checkpoint (out of memory, diverged, a full disk) keeps nothing,
+    // and gives back the run it replaced: the advised retry needs no --force.
+    if (newRun.started && !readPointer(runDir, 'latest')) {
+      removeFailedRun(runDir);
+      settleReplacedRun(runDir);
+    }
     release();
   }
 }
 
+/** The run directory: --checkpoint-dir, else the one --resume-from's checkpoint is in, else the default. */
+function runDirOf(opts: TrainOptions): string {
+  if (opts.given.checkpointDir !== undefined) return opts.given.checkpointDir;
+  if (opts.resumeFrom) return path.dirname(resolveCheckpoint(opts.resumeFrom, 'latest'));
+  return trainDefaults().checkpointDir;
+}
+
 /** Where to start (a checkpoint to continue, or nothing) and the run's settings. */
-function startingPoint(opts: TrainOptions): { resumePoint: ResumePoint | null; config: TrainConfig } {
+function startingPoint(opts: TrainOptions, runDir: string): { resumePoint: ResumePoint | null; config: TrainConfig } {
   let resumePoint: ResumePoint | null = null;
   if (opts.resumeFrom) {
     resumePoint = readResumePoint(resolveCheckpoint(opts.resumeFrom, 'latest'));
   } else if (opts.resume) {
-    const runDir = opts.given.checkpointDir ?? trainDefaults().checkpointDir;
     const latest = readPointer(runDir, 'latest');
     if (!latest) throw new UserError(`${runDir}: no checkpoint to resume (no "latest" pointer); start a run without --resume, or give --resume-from PATH`);
     resumePoint = readResumePoint(latest);
   }
   const config = resolveTrainConfig({ saved: resumePoint?.manifest.trainConfig, quickTest: opts.quickTest, given: opts.given });
-  if (resumePoint && opts.resumeFrom && opts.given.checkpointDir === undefined) config.checkpointDir = path.dirname(resumePoint.dir);
+  config.checkpointDir = runDir; // the directory read and locked, even where a resumed run's saved setting differs
   return { resumePoint, config };
 }
 
-async function trainLocked(opts: TrainOptions, resumePoint: ResumePoint | null, config: TrainConfig): Promise<TrainResult> {
+/** `newRun.started` is set once a new run starts writing its directory. */
+async function trainLocked(opts: TrainOptions, resumePoint: ResumePoint | null, config: TrainConfig, newRun: { started: boolean }): Promise<TrainResult> {
   const log = opts.log ?? (() => {});
   const runDir = config.checkpointDir;
   if (!resumePoint) refuseExistingRun(runDir, opts.force ?? false);
@@ -213,8 +239,12 @@ async function trainLocked(opts: TrainOptions, resumePoint: ResumePoint | null, 
   // Refused before anything is allocated or written: such a model would fail only minutes into building it.
   if (backend.backend === 'wasm' && plan.estimatedBytes > wasmHeapBytes) throw outOfMemoryError(plan, meta.seqLen - 1, config);
 
-  if (resumePoint) removeStaleTemporaries(runDir);
-  else clearRun(runDir);
+  if (resumePoint) {
+    removeStaleTemporaries(runDir);
+  } else {
+    setPreviousRunAside(runDir);
+    newRun.started = true;
+  }
 
   const model = resumePoint ? modelFromCheckpoint(resumePoint.dir, resumePoint.manifest) : new GPT(modelConfig, { seed: config.seed });
   const optimizer = new AdamW(model.parameters(), {
@@ -294,13 +324,7 @@ async function trainLocked(opts: TrainOptions, resumePoint: ResumePoint | null, 
   const progress = new Progress({ label: 'train', total: totalSteps - step, unit: 'steps', quiet: opts.quiet });
   const startStep = step;
   let stoppedBy: TrainResult['stoppedBy'] = 'completed';
-  // The heap overflowing ends a new run before its first checkpoint: nothing of it is kept, so the suggested retry needs no --force.
-  let outOfMemory = false;
-  let diverged = false;
-  const overflow = (): UserError => {
-    outOfMemory = true;
-    return outOfMemoryError(plan, meta.seqLen - 1, config);
-  };
+  const overflow = (): UserError => outOfMemoryError(plan, meta.seqLen - 1, config);
 
   const save = async (isBest: boolean): Promise<string> => {
     const opt = await optimizer.state();
@@ -321,6 +345,7 @@ async function trainLocked(opts: TrainOptions, resumePoint: ResumePoint | null, 
     );
     writePointer(runDir, 'latest', dir);
     if (isBest) writePointer(runDir, 'best', dir);
+    settleReplacedRun(runDir); // the first checkpoint is in place: a run it replaced (--force) goes
     pruneCheckpoints(runDir, config.keepLast);
     return dir;
   };
@@ -347,7 +372,6 @@ async function trainLocked(opts: TrainOptions, resumePoint: ResumePoint | null, 
       } catch (err) {
         if (isWasmOutOfMemory(err)) throw overflow();
         if (!(err instanceof NonFiniteLossError)) throw err;
-        diverged = true;
         throw divergedError(err, step, lr, config, readPointer(runDir, 'latest'));
       }
       const stepSeconds = (performance.now() - stepStart) / 1000;
@@ -432,7 +456,6 @@ async function trainLocked(opts: TrainOptions, resumePoint: ResumePoint | null, 
     events.close();
     optimizer.dispose();
     model.dispose();
-    if ((outOfMemory || diverged) && !resumePoint && !readPointer(runDir, 'latest')) removeFailedRun(runDir);
   }
 }
 

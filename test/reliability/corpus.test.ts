@@ -17,9 +17,6 @@
  *     tokenizer's hash; a .npy truncated, of another dtype, of 0 rows; a path that does not exist; a directory
  *   - checkpoints and runs: not a run, a pointer to a missing step, a step without its manifest, a damaged
  *     weights.bin, an unreadable manifest, resume without a run, an existing run, a model too large for memory
- *
- * Cases marked `todo: 'item N'` expect the behaviour issue 10's item N asks for, not today's; node:test runs
- * them and reports them as todo until the item is fixed (then the flag goes).
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -71,8 +68,8 @@ const genArgs = (...more: string[]): string[] => ['--checkpoint', 'run', '--devi
 const evalArgs = (...more: string[]): string[] => ['--checkpoint', 'run', '--device', 'wasm', '--data', 'small.qa.txt', '--limit', '2', ...more];
 
 /** The usage error a bad number must give (item 15): exit 2, a message naming the flag. */
-function badNumber(command: Case['command'], flag: string, value: string, base: (...more: string[]) => string[], setup: Case['setup'], todo?: string, named: RegExp = new RegExp(`^(.*\\W)?--${flag}\\b`)): Case {
-  return { name: `--${flag} ${value}`, command, args: base(`--${flag}`, value), setup, exit: 2, message: named, ...(todo ? { todo } : {}) };
+function badNumber(command: Case['command'], flag: string, value: string, base: (...more: string[]) => string[], setup?: Case['setup'], named: RegExp = new RegExp(`^(.*\\W)?--${flag}\\b`)): Case {
+  return { name: `--${flag} ${value}`, command, args: base(`--${flag}`, value), setup, exit: 2, message: named };
 }
 
 const cases: Case[] = [
@@ -123,7 +120,6 @@ const cases: Case[] = [
     setup: both(faq, (ctx) => void ctx.write('o.txt', 'a file of mine\n')),
     exit: 1,
     message: /^o\.txt(\/x\.qa\.txt)?: .*not a directory/,
-    todo: 'item 8',
   },
   badNumber('convert', 'min-answer-words', '-1', (...m) => convertTo('faq.csv', ...m), faq),
   badNumber('convert', 'max-answer-words', 'abc', (...m) => convertTo('faq.csv', ...m), faq),
@@ -151,7 +147,6 @@ const cases: Case[] = [
     setup: (ctx) => void ctx.write('corrupt.db', Buffer.concat([Buffer.from('SQLite format 3\0', 'latin1'), binaryBytes(8192, 7)])),
     exit: 1,
     message: /^corrupt\.db: /,
-    todo: 'item 9',
   },
 
   // ----------------------------------------------------------------------------------- train-tokenizer
@@ -181,10 +176,10 @@ const cases: Case[] = [
     exit: 1,
     message: /^small\.qa\.txt: this text can fill a vocabulary of at most \d+ pieces/,
   },
-  { name: '--output-prefix dir/ (would write dir/.model)', command: 'train-tokenizer', args: ['--input', art0('qa'), '--output-prefix', 'tt/', '--vocab-size', '300', '--quiet'], exit: 2, message: /--output-prefix/, todo: 'item 15' },
-  badNumber('train-tokenizer', 'vocab-size', '0', ttArgs, undefined, 'item 15'),
-  badNumber('train-tokenizer', 'character-coverage', 'abc', ttArgs, undefined, 'item 15'),
-  badNumber('train-tokenizer', 'max-sentence-length', '-1', ttArgs, undefined, 'item 15'),
+  { name: '--output-prefix dir/ (would write dir/.model)', command: 'train-tokenizer', args: ['--input', art0('qa'), '--output-prefix', 'tt/', '--vocab-size', '300', '--quiet'], exit: 2, message: /--output-prefix/ },
+  badNumber('train-tokenizer', 'vocab-size', '0', ttArgs),
+  badNumber('train-tokenizer', 'character-coverage', 'abc', ttArgs),
+  badNumber('train-tokenizer', 'max-sentence-length', '-1', ttArgs),
 
   // ------------------------------------------------------------------------------------------ tokenize
   { name: 'missing input', command: 'tokenize', args: ['--input', 'nope.qa.txt', '--tokenizer', art0('tokenizer'), '--output-dir', 'out'], exit: 1, message: 'nope.qa.txt: input file not found' },
@@ -225,21 +220,20 @@ const cases: Case[] = [
     setup: (ctx) => void ctx.write('o.txt', 'a file of mine\n'),
     exit: 1,
     message: /^o\.txt(\/shards)?: .*not a directory/,
-    todo: 'item 8',
   },
   { name: 'unknown flag', command: 'tokenize', args: tokArgs('--bogus'), exit: 2, message: 'Unknown argument: bogus' },
   { name: 'no --tokenizer', command: 'tokenize', args: ['--input', art0('qa'), '--output-dir', 'out'], exit: 2, message: 'Missing required argument: tokenizer' },
-  { name: '--max-length 100000000 (beyond any context)', command: 'tokenize', args: tokArgs('--max-length', '100000000'), exit: 2, message: /--max-length/, todo: 'item 14', timeoutMs: 30_000 },
-  badNumber('tokenize', 'max-length', '1.5', tokArgs, undefined, 'item 15'),
-  badNumber('tokenize', 'train-split', 'abc', tokArgs, undefined, 'item 15'),
-  badNumber('tokenize', 'test-split', '-0.1', tokArgs, undefined, 'item 15'),
-  badNumber('tokenize', 'stride', '0', tokArgs, undefined, 'item 15'),
-  badNumber('tokenize', 'seed', '1.5', tokArgs, undefined, 'item 15'),
-  badNumber('tokenize', 'shard-size', '-1', tokArgs, undefined, 'item 15'),
+  { name: '--max-length 100000000 (beyond any context)', command: 'tokenize', args: tokArgs('--max-length', '100000000'), exit: 2, message: /--max-length/, timeoutMs: 30_000 },
+  badNumber('tokenize', 'max-length', '1.5', tokArgs),
+  badNumber('tokenize', 'train-split', 'abc', tokArgs),
+  badNumber('tokenize', 'test-split', '-0.1', tokArgs),
+  badNumber('tokenize', 'stride', '0', tokArgs),
+  badNumber('tokenize', 'seed', '1.5', tokArgs),
+  badNumber('tokenize', 'shard-size', '-1', tokArgs),
 
   // --------------------------------------------------------------------------------------------- train
-  { name: '--train-data nope.npy names nope.npy', command: 'train', args: trainArgs('--train-data', 'nope.npy'), setup: shards(), exit: 1, message: /^nope\.npy: /, todo: 'item 11' },
-  { name: '--val-data nope.npy names nope.npy', command: 'train', args: trainArgs('--val-data', 'nope.npy'), setup: shards(), exit: 1, message: /^nope\.npy: /, todo: 'item 11' },
+  { name: '--train-data nope.npy names nope.npy', command: 'train', args: trainArgs('--train-data', 'nope.npy'), setup: shards(), exit: 1, message: /^nope\.npy: / },
+  { name: '--val-data nope.npy names nope.npy', command: 'train', args: trainArgs('--val-data', 'nope.npy'), setup: shards(), exit: 1, message: /^nope\.npy: / },
   {
     name: 'a directory as --train-data is not told to give the directory',
     command: 'train',
@@ -247,7 +241,6 @@ const cases: Case[] = [
     setup: shards(),
     exit: 1,
     message: /^shards\/?: (?!.*give the directory)/,
-    todo: 'item 11',
   },
   { name: 'meta.json invalid JSON', command: 'train', args: trainArgs(), setup: shards((ctx) => void ctx.write('shards/meta.json', '{bad')), exit: 1, message: 'shards/meta.json: is not valid JSON' },
   {
@@ -257,7 +250,6 @@ const cases: Case[] = [
     setup: shards((ctx) => editJson(ctx.p('shards/meta.json'), (m) => (m.vocabSize = -5))),
     exit: 1,
     message: /^shards\/meta\.json: vocabSize (?!is missing)/,
-    todo: 'item 11',
   },
   {
     name: 'meta.json dtype float32',
@@ -285,7 +277,6 @@ const cases: Case[] = [
     }),
     exit: 1,
     message: /^shards\/train\.npy: /,
-    todo: 'item 4',
   },
   {
     name: 'meta.json row count 99999',
@@ -294,7 +285,6 @@ const cases: Case[] = [
     setup: shards((ctx) => editJson(ctx.p('shards/meta.json'), (m) => (m.splits.train.rows = 99999))),
     exit: 1,
     message: /^shards\/(train\.npy|meta\.json): /,
-    todo: 'item 4',
   },
   {
     name: 'shards of another tokenizer (sha256 in meta.json differs)',
@@ -304,7 +294,6 @@ const cases: Case[] = [
     exit: 1,
     // Which files (the tokenizer .model, the shards) and which hashes (now, and as the shards recorded it) differ.
     message: /^(?=.*quiz\.model)(?=.*shards\/(train\.npy|meta\.json))(?=.*000000000000)/,
-    todo: 'item 5',
   },
   {
     name: 'a train shard of 0 rows (empty data: refused before anything is written)',
@@ -316,7 +305,6 @@ const cases: Case[] = [
     }),
     exit: 1,
     message: /train\.npy/,
-    todo: 'item 6',
   },
   {
     name: '--d-model 16384: the out-of-memory line, before allocating',
@@ -325,7 +313,6 @@ const cases: Case[] = [
     setup: shards(),
     exit: 1,
     message: 'out of memory: ',
-    todo: 'item 9',
     timeoutMs: 20_000,
   },
   {
@@ -381,7 +368,7 @@ const cases: Case[] = [
       ['log-interval', 'abc'],
       ['seed', '-1'],
     ] as const
-  ).map(([flag, value]) => badNumber('train', flag, value, trainArgs, shards(), 'item 15')),
+  ).map(([flag, value]) => badNumber('train', flag, value, trainArgs, shards())),
 
   // ------------------------------------------------------------------------------------------ generate
   { name: 'no --prompt, --input-file or --interactive', command: 'generate', args: genArgs(), setup: run(), exit: 2, message: 'give exactly one of --prompt, --input-file or --interactive' },
@@ -394,7 +381,6 @@ const cases: Case[] = [
     setup: run((ctx) => void ctx.write('run/best', 'step-000099\n')),
     exit: 1,
     message: /^run\/best: points to step-000099(?!.*--resume-from)/,
-    todo: 'item 11',
   },
   {
     name: 'a step directory without its manifest is not called missing',
@@ -403,7 +389,6 @@ const cases: Case[] = [
     setup: run((ctx) => fs.rmSync(ctx.p(`run/${stepOf(ctx)}/manifest.json`))),
     exit: 1,
     message: /^(?!.*which is missing)(?!.*--resume-from).*manifest\.json/,
-    todo: 'item 11',
   },
   {
     name: 'a damaged weights.bin',
@@ -440,7 +425,6 @@ const cases: Case[] = [
     setup: both(run(), smallQa, directory('out')),
     exit: 1,
     message: /^out: /,
-    todo: 'item 11',
   },
   {
     name: '-o under a regular file',
@@ -449,9 +433,8 @@ const cases: Case[] = [
     setup: both(run(), smallQa, (ctx) => void ctx.write('o.txt', 'a file of mine\n')),
     exit: 1,
     message: /^o\.txt(\/a\.jsonl)?: .*not a directory/,
-    todo: 'item 8',
   },
-  { name: '--no-repeat-ngram abc (the documented spelling)', command: 'generate', args: genArgs('-p', 'hi', '--no-repeat-ngram', 'abc'), setup: run(), exit: 2, message: /^(.*\W)?--no-repeat-ngram\b/, todo: 'item 10' },
+  { name: '--no-repeat-ngram abc (the documented spelling)', command: 'generate', args: genArgs('-p', 'hi', '--no-repeat-ngram', 'abc'), setup: run(), exit: 2, message: /^(.*\W)?--no-repeat-ngram\b/ },
   ...(
     [
       ['max-new-tokens', '0'],
@@ -462,7 +445,7 @@ const cases: Case[] = [
       ['seed', '1.5'],
       ['num-samples', 'abc'],
     ] as const
-  ).map(([flag, value]) => badNumber('generate', flag, value, (...m) => genArgs('-p', 'hi', ...m), run(), 'item 15')),
+  ).map(([flag, value]) => badNumber('generate', flag, value, (...m) => genArgs('-p', 'hi', ...m), run())),
 
   // ------------------------------------------------------------------------------------------ evaluate
   { name: '--data missing', command: 'evaluate', args: genArgs('--data', 'nope.qa.txt'), setup: run(), exit: 1, message: 'nope.qa.txt: evaluation data file not found' },
@@ -498,7 +481,6 @@ const cases: Case[] = [
     setup: both(run(), smallQa, directory('out')),
     exit: 1,
     message: /^out: /,
-    todo: 'item 11',
   },
   {
     name: 'a step directory without its manifest is not called missing',
@@ -507,9 +489,8 @@ const cases: Case[] = [
     setup: both(smallQa, run((ctx) => fs.rmSync(ctx.p(`run/${stepOf(ctx)}/manifest.json`)))),
     exit: 1,
     message: /^(?!.*which is missing)(?!.*--resume-from).*manifest\.json/,
-    todo: 'item 11',
   },
-  badNumber('evaluate', 'limit', '0', evalArgs, both(run(), smallQa), 'item 15'),
+  badNumber('evaluate', 'limit', '0', evalArgs, both(run(), smallQa)),
 ];
 
 /**

@@ -129,3 +129,30 @@ describe('two gptmed-train runs on one --checkpoint-dir', () => {
     assert.equal(fs.existsSync(path.join(run, '.gptmed-train.lock')), false, 'released at the end');
   });
 });
+
+describe('gptmed-train --force over an existing run', () => {
+  it('keeps the old run until the new one has a checkpoint: killed before that, the old run comes back', async () => {
+    const dir = tempDir();
+    const shards = buildShards(dir);
+    const run = path.join(dir, 'run');
+    assert.equal(runCli('train', runFlags(shards, run, { 'max-steps': 4, 'save-interval': 2 })).status, 0);
+    const before = snapshot(run);
+    const oldLatest = fs.readFileSync(path.join(run, 'latest'), 'utf8');
+    const replacing = spawnTrain(runFlags(shards, run, { 'max-steps': 100000, 'save-interval': 100000, 'eval-interval': 100000, force: true }));
+    try {
+      await waitFor(() => /step \d+\//.test(replacing.stderr()), 'the new run to train');
+      assert.equal(fs.existsSync(path.join(run, 'latest')), false, 'the old run is out of the way while the new one trains');
+    } finally {
+      replacing.child.kill('SIGKILL');
+      await replacing.exit;
+    }
+    // The next command on the directory (here: continue the run) finds the old run as it was.
+    const resumed = runCli('train', ['--resume', '--checkpoint-dir', run, '--max-steps', '4']);
+    assert.equal(resumed.status, 0, resumed.stderr);
+    assert.match(resumed.stderr, new RegExp(`nothing to do: the run is at step 4 of 4`));
+    assert.equal(fs.readFileSync(path.join(run, 'latest'), 'utf8'), oldLatest);
+    const after = snapshot(run);
+    for (const name of ['latest', 'best']) assert.equal(after[name], before[name]);
+    assert.deepEqual(fs.readdirSync(run).filter((n) => n.startsWith('.replaced-run-')), []);
+  });
+});

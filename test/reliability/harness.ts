@@ -255,8 +255,6 @@ export interface Case {
   outputs?: string[];
   /** Further checks after the run (e.g. a replaced symlink's target). */
   check?: (ctx: CaseContext, r: RunResult) => void;
-  /** Not fixed yet: the issue item the case waits for; run with node:test's `todo` (reported, not failed). */
-  todo?: string;
   /** Bounded wait for this case (default 60 s), then SIGKILL and a failure. */
   timeoutMs?: number;
   /** Text on stdin (default: none, stdin closed). */
@@ -320,8 +318,7 @@ export function registerCases(cases: readonly Case[], art: () => Artefacts, root
     const key = `${c.command}: ${c.name}`;
     assert.ok(!names.has(key), `two cases are named ${key}`);
     names.add(key);
-    const title = `gptmed-${c.command}: ${c.name}${c.todo ? ` [${c.todo}]` : ''}`;
-    it(title, c.todo ? { todo: c.todo } : {}, async () => {
+    it(`gptmed-${c.command}: ${c.name}`, async () => {
       await runCase(c, art(), root());
     });
   }
