@@ -45,7 +45,7 @@ export function settleLeftovers(target: string): void {
     return; // no directory yet: nothing left behind
   }
   const dead = (prefix: string): string[] =>
-    names.filter((n) => n.startsWith(prefix) && !isRunning(Number.parseInt(n.slice(prefix.length), 10))).sort();
+    names.filter((n) => n.startsWith(prefix) && !isRunning(Number.parseInt(n.slice(prefix.length), 10)));
   for (const journal of dead(journalPrefix(target))) rollForward(dir, journal);
   const newestFirst = dead(asidePrefix(target)).sort((a, b) => stamp(b) - stamp(a));
   for (const aside of newestFirst) {
