@@ -53,8 +53,12 @@ export async function loadModel(options: LoadModelOptions = {}): Promise<LoadedM
     }
     const tokenizer = await loadTokenizer(tokenizerFile);
     if (tokenizer.sha256 !== manifest.tokenizer.sha256) {
+      const trainedWith = manifest.tokenizer.sha256.slice(0, 12);
+      // The recorded file itself changed (retrained in place): say so, rather than call it another file.
       throw new UserError(
-        `${tokenizerFile}: not the tokenizer this model was trained with (${manifest.tokenizer.file}, sha256 ${manifest.tokenizer.sha256.slice(0, 12)}); pass that .model file with --tokenizer`,
+        options.tokenizer
+          ? `${tokenizerFile}: not the tokenizer this model was trained with (${manifest.tokenizer.file}, sha256 ${trainedWith}); pass that .model file with --tokenizer`
+          : `${tokenizerFile}: changed since this model was trained with it (sha256 now ${tokenizer.sha256.slice(0, 12)}, then ${trainedWith}); restore it, or pass the original .model with --tokenizer`,
       );
     }
     return { model, tokenizer, manifest, checkpointDir: dir, backend, dispose: () => model.dispose() };

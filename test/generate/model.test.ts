@@ -121,6 +121,25 @@ test('a tokenizer other than the one the model was trained with is refused in on
   });
 });
 
+test('a tokenizer retrained in place since the model was trained is named as changed, with both hashes', async () => {
+  const moved = path.join(dir, 'moved-run');
+  fs.cpSync(run.runDir, moved, { recursive: true });
+  // The recorded tokenizer path now holds another tokenizer: point a copy of the run at a file we can change.
+  const recorded = path.join(dir, 'recorded.model');
+  fs.copyFileSync(run.tokenizerPath, recorded);
+  for (const step of fs.readdirSync(moved).filter((n) => n.startsWith('step-'))) {
+    const manifestPath = path.join(moved, step, 'manifest.json');
+    const manifest = JSON.parse(fs.readFileSync(manifestPath, 'utf8'));
+    manifest.tokenizer.file = recorded;
+    fs.writeFileSync(manifestPath, JSON.stringify(manifest));
+  }
+  fs.copyFileSync(await trainQuizTokenizer(dir, 'retrained', 120), recorded);
+  await assert.rejects(loadModel({ checkpoint: moved, device: 'wasm' }), (err: Error) => {
+    assert.match(err.message, /recorded\.model: changed since this model was trained with it \(sha256 now [0-9a-f]{12}, then [0-9a-f]{12}\); restore it, or pass the original \.model with --tokenizer$/);
+    return err instanceof UserError;
+  });
+});
+
 test('CLI: gptmed-generate prints only the answer; --stream prints the same', () => {
   const q = run.pairs[3];
   const args = ['--checkpoint', run.runDir, '--prompt', q.question, '--preset', 'greedy', '--device', 'wasm'];
