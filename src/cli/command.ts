@@ -58,7 +58,7 @@ function configure(y: Argv, scriptName: string): Argv {
       // yargs itself, as a message or as its own YError; anything else is the handler's to report.
       if (err && err.name !== 'YError') throw err;
       const text = (msg ?? err?.message ?? 'bad usage').replace(/\s*\n\s*/g, ' ');
-      throw new UserError(`${text} (see ${scriptName} --help)`, 2);
+      throw new UsageError(`${text} (see ${scriptName} --help)`);
     });
 }
 

@@ -2,7 +2,7 @@
 import * as readline from 'node:readline';
 import type { Argv } from 'yargs';
 import { AtomicFileWriter } from '../common/atomic.js';
-import { UserError } from '../common/errors.js';
+import { UsageError } from '../common/errors.js';
 import { Progress } from '../common/progress.js';
 import { devices, type Device } from '../backend/index.js';
 import {
@@ -165,8 +165,8 @@ export const generateCommand = defineCommand({
       .check((a) => {
         const modes = [a.prompt !== undefined, a.inputFile !== undefined, a.interactive].filter(Boolean).length;
         // A UserError, not a string: yargs would pass a returned string on as an internal error.
-        if (modes !== 1) throw new UserError('give exactly one of --prompt, --input-file or --interactive (see gptmed-generate --help)', 2);
-        if (a.output !== undefined && a.inputFile === undefined) throw new UserError('--output goes with --input-file (see gptmed-generate --help)', 2);
+        if (modes !== 1) throw new UsageError('give exactly one of --prompt, --input-file or --interactive (see gptmed-generate --help)');
+        if (a.output !== undefined && a.inputFile === undefined) throw new UsageError('--output goes with --input-file (see gptmed-generate --help)');
         if (a.prompt !== undefined) checkPromptText(a.prompt);
         return true;
       }),

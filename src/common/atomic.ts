@@ -36,7 +36,7 @@ const journalPrefix = (target: string): string => `.${path.basename(target)}.com
  *    directory as large as its token ids.
  * Leftovers of a process that still runs are not touched.
  */
-export function settleLeftovers(target: string): void {
+function settleLeftovers(target: string): void {
   const dir = path.dirname(target);
   let names: string[];
   try {

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { AtomicFileWriter, refuseExisting } from '../common/atomic.js';
-import { UserError } from '../common/errors.js';
+import { UsageError, UserError } from '../common/errors.js';
 import { checkInputFile, isUtf16File, looksBinary, type TextEncoding, type TextReadOptions } from '../common/input.js';
 import { Progress } from '../common/progress.js';
 import { readJson, readJsonl } from './json.js';
@@ -86,19 +86,19 @@ export function detectFormat(file: string, explicit?: InputFormat, encoding?: Te
 
 function checkOptions(o: ConvertOptions, format: InputFormat): void {
   for (const [flag, v] of [['--min-answer-words', o.minAnswerWords], ['--max-answer-words', o.maxAnswerWords]] as const) {
-    if (v !== undefined && !(Number.isInteger(v) && v >= 0)) throw new UserError(`${flag} must be a whole number of words, 0 or more (got ${v})`, 2);
+    if (v !== undefined && !(Number.isInteger(v) && v >= 0)) throw new UsageError(`${flag} must be a whole number of words, 0 or more (got ${v})`);
   }
   if (o.minAnswerWords !== undefined && o.maxAnswerWords !== undefined && o.minAnswerWords > o.maxAnswerWords) {
-    throw new UserError(`--min-answer-words ${o.minAnswerWords} is above --max-answer-words ${o.maxAnswerWords}`, 2);
+    throw new UsageError(`--min-answer-words ${o.minAnswerWords} is above --max-answer-words ${o.maxAnswerWords}`);
   }
   if (format !== 'sqlite' && (o.table !== undefined || o.query !== undefined)) {
-    throw new UserError(`--table and --query are for SQLite input; ${o.input} is read as ${format}`, 2);
+    throw new UsageError(`--table and --query are for SQLite input; ${o.input} is read as ${format}`);
   }
-  if (format === 'sqlite' && o.encoding !== undefined) throw new UserError(`--encoding is for text input; ${o.input} is read as sqlite`, 2);
+  if (format === 'sqlite' && o.encoding !== undefined) throw new UsageError(`--encoding is for text input; ${o.input} is read as sqlite`);
   if (o.query !== undefined && (o.table !== undefined || o.questionCol !== undefined || o.answerCol !== undefined)) {
-    throw new UserError('--query picks the question and answer itself; leave out --table, --question-col and --answer-col', 2);
+    throw new UsageError('--query picks the question and answer itself; leave out --table, --question-col and --answer-col');
   }
-  if (o.seed !== undefined && !Number.isSafeInteger(o.seed)) throw new UserError(`--seed must be a whole number (got ${o.seed})`, 2);
+  if (o.seed !== undefined && !Number.isSafeInteger(o.seed)) throw new UsageError(`--seed must be a whole number (got ${o.seed})`);
 }
 
 function openSource(o: ConvertOptions, format: InputFormat): RowSource {

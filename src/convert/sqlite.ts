@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 import initSqlJs, { type Database, type Statement } from 'sql.js';
-import { UserError } from '../common/errors.js';
+import { UsageError, UserError } from '../common/errors.js';
 import { chooseColumns } from './columns.js';
 import { pairRow, type Row, type RowSource } from './rows.js';
 
@@ -74,7 +74,7 @@ function prepareQuery(db: Database, query: string, file: string): Statement {
   const what = `${file}: --query`;
   const statements = sql(file, what, () => db.iterateStatements(query));
   const first = sql(file, what, () => statements.next());
-  if (first.done) throw new UserError('--query holds no SQL statement; give one SELECT', 2);
+  if (first.done) throw new UsageError('--query holds no SQL statement; give one SELECT');
   const rest = statements.getRemainingSQL();
   let more: boolean;
   try {
@@ -86,7 +86,7 @@ function prepareQuery(db: Database, query: string, file: string): Statement {
   }
   if (more) {
     first.value.free();
-    throw new UserError(`--query holds more than one SQL statement; give a single SELECT (remove what follows the first ";": ${JSON.stringify(rest.trim().slice(0, 40))})`, 2);
+    throw new UsageError(`--query holds more than one SQL statement; give a single SELECT (remove what follows the first ";": ${JSON.stringify(rest.trim().slice(0, 40))})`);
   }
   return first.value;
 }

@@ -4,7 +4,7 @@
  * along as references. A file whose first non-blank line starts with `Q:` is
  * Q&A text.
  */
-import { UserError } from '../common/errors.js';
+import { UsageError, UserError } from '../common/errors.js';
 import { checkTextFile, readTextFile } from '../common/input.js';
 import { parseQa } from '../convert/qa-format.js';
 
@@ -56,6 +56,6 @@ export function readQuestionFile(file: string): QuestionFile {
  */
 export function checkPromptText(prompt: string, flag = '--prompt'): void {
   if (prompt.includes('\uFFFD')) {
-    throw new UserError(`${flag}: the question holds bytes that are not UTF-8 (they arrive as U+FFFD); pass the question in UTF-8 (check the terminal's or the script's encoding)`, 2);
+    throw new UsageError(`${flag}: the question holds bytes that are not UTF-8 (they arrive as U+FFFD); pass the question in UTF-8 (check the terminal's or the script's encoding)`);
   }
 }

@@ -106,7 +106,7 @@ export function pruneCheckpoints(runDir: string, keepLast: number): void {
 }
 
 /** The lock file a running gptmed-train holds in its run directory. */
-export const lockFile = '.gptmed-train.lock';
+const lockFile = '.gptmed-train.lock';
 
 interface LockOwner {
   pid: number;
