@@ -80,10 +80,10 @@ export function settleReplacedRun(runDir: string): void {
   }
 }
 
-/** Undo a new run that failed before its first checkpoint: its files, and the directory if that empties it. */
-export function removeFailedRun(runDir: string): void {
+/** Undo a new run that failed before its first checkpoint: its files go, and a run it replaced comes back. */
+export function abandonNewRun(runDir: string): void {
   for (const name of runEntries(runDir)) fs.rmSync(path.join(runDir, name), { recursive: true, force: true });
-  if (fs.existsSync(runDir) && fs.readdirSync(runDir).length === 0) fs.rmdirSync(runDir);
+  settleReplacedRun(runDir);
 }
 
 /** Remove temporaries a killed run left behind (a kill during a save). */

@@ -7,9 +7,9 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { sha256File } from '../common/hash.js';
 import * as tf from '@tensorflow/tfjs';
 import { Interrupted, UserError } from '../common/errors.js';
+import { sha256File } from '../common/hash.js';
 import { Progress, formatRate } from '../common/progress.js';
 import { initBackend, type BackendInfo } from '../backend/index.js';
 import type { TokenRows } from '../dataset/shards.js';
@@ -33,11 +33,11 @@ import { isWasmOutOfMemory, microBatchPlan, outOfMemoryError, wasmHeapBytes } fr
 import { MetricsLog } from './metrics.js';
 import { AdamW } from './optimizer.js';
 import {
+  abandonNewRun,
   lockRunDir,
   metricsFile,
   pruneCheckpoints,
   refuseExistingRun,
-  removeFailedRun,
   removeStaleTemporaries,
   setPreviousRunAside,
   settleReplacedRun,
@@ -148,36 +148,28 @@ const perplexity = (loss: number): number => Math.exp(loss);
 
 /** Train (or continue training) a GPT; see MANUAL.md "train". */
 export async function train(opts: TrainOptions): Promise<TrainResult> {
-  const runDir = runDirOf(opts);
+  const from = opts.resumeFrom ? resolveCheckpoint(opts.resumeFrom, 'latest') : null;
+  // --checkpoint-dir, else the directory --resume-from's checkpoint is in, else the default.
+  const runDir = opts.given.checkpointDir ?? (from ? path.dirname(from) : trainDefaults().checkpointDir);
   const release = lockRunDir(runDir);
   const newRun = { started: false };
   try {
     settleReplacedRun(runDir); // what a run killed before its first checkpoint left
-    const { resumePoint, config } = startingPoint(opts, runDir);
+    const { resumePoint, config } = startingPoint(opts, runDir, from);
     return await trainLocked(opts, resumePoint, config, newRun);
   } finally {
     // A new run that ends before its first checkpoint (out of memory, diverged, a full disk) keeps nothing,
     // and gives back the run it replaced: the advised retry needs no --force.
-    if (newRun.started && !readPointer(runDir, 'latest')) {
-      removeFailedRun(runDir);
-      settleReplacedRun(runDir);
-    }
+    if (newRun.started && !readPointer(runDir, 'latest')) abandonNewRun(runDir);
     release();
   }
 }
 
-/** The run directory: --checkpoint-dir, else the one --resume-from's checkpoint is in, else the default. */
-function runDirOf(opts: TrainOptions): string {
-  if (opts.given.checkpointDir !== undefined) return opts.given.checkpointDir;
-  if (opts.resumeFrom) return path.dirname(resolveCheckpoint(opts.resumeFrom, 'latest'));
-  return trainDefaults().checkpointDir;
-}
-
-/** Where to start (a checkpoint to continue, or nothing) and the run's settings. */
-function startingPoint(opts: TrainOptions, runDir: string): { resumePoint: ResumePoint | null; config: TrainConfig } {
+/** Where to start (the checkpoint `from`, the run's latest with --resume, or nothing) and the run's settings. */
+function startingPoint(opts: TrainOptions, runDir: string, from: string | null): { resumePoint: ResumePoint | null; config: TrainConfig } {
   let resumePoint: ResumePoint | null = null;
-  if (opts.resumeFrom) {
-    resumePoint = readResumePoint(resolveCheckpoint(opts.resumeFrom, 'latest'));
+  if (from) {
+    resumePoint = readResumePoint(from);
   } else if (opts.resume) {
     const latest = readPointer(runDir, 'latest');
     if (!latest) throw new UserError(`${runDir}: no checkpoint to resume (no "latest" pointer); start a run without --resume, or give --resume-from PATH`);
