@@ -3,10 +3,9 @@
  * weights loaded, and the tokenizer it was trained with, checked by hash.
  */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { UserError } from '../common/errors.js';
 import { initBackend, type BackendInfo, type Device } from '../backend/index.js';
-import { loadCheckpoint, type CheckpointManifest, type GPT } from '../model/index.js';
+import { checkpointTokenizerPath, loadCheckpoint, type CheckpointManifest, type GPT } from '../model/index.js';
 import { loadTokenizer, type Tokenizer } from '../tokenizer/index.js';
 import { trainDefaults } from '../train/config.js';
 
@@ -47,8 +46,8 @@ export async function loadModel(options: LoadModelOptions = {}): Promise<LoadedM
   }
   const { model, manifest, dir } = await loadCheckpoint(given, '--checkpoint');
   try {
-    const tokenizerFile = options.tokenizer ?? path.resolve(dir, manifest.tokenizer.file);
-    if (!options.tokenizer && !fs.existsSync(tokenizerFile)) {
+    const tokenizerFile = options.tokenizer ?? checkpointTokenizerPath(dir, manifest);
+    if (!tokenizerFile) {
       throw new UserError(`${dir}: the tokenizer it was trained with, ${manifest.tokenizer.file}, is missing; pass --tokenizer with that .model file`);
     }
     const tokenizer = await loadTokenizer(tokenizerFile);

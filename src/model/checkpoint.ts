@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeDirAtomic, writeFileAtomic } from '../common/atomic.js';
 import { UserError } from '../common/errors.js';
-import { sha256 } from '../common/hash.js';
+import { sha256, sha256File } from '../common/hash.js';
 import type { ShardsMeta } from '../dataset/shards.js';
 import { validateModelConfig, type ModelConfig } from './config.js';
 import { GPT } from './gpt.js';
@@ -41,8 +41,12 @@ export interface CheckpointManifest {
   step: number;
   modelConfig: ModelConfig;
   parameterCount: number;
-  /** The tokenizer the shards were made with (from meta.json): generate loads it and checks the hash. */
-  tokenizer: { file: string; sha256: string };
+  /**
+   * The tokenizer the model was trained with: generate loads it and checks the hash. `file` is relative to
+   * the step directory (the run's own copy, ../tokenizer.model) since runs keep one; absolute before that.
+   * `source` is the file the shards were made with, for the record.
+   */
+  tokenizer: { file: string; sha256: string; source?: string };
   specialIds: ShardsMeta['specialIds'];
   /** Tokens per shard row the model was trained on. */
   seqLen: number;
@@ -60,6 +64,10 @@ export interface CheckpointManifest {
 export type PointerName = 'latest' | 'best';
 
 export const manifestFile = 'manifest.json';
+/** The run's own copy of its tokenizer, beside the step directories: a run directory moved or copied still has it. */
+export const runTokenizerFile = 'tokenizer.model';
+/** What a new manifest's tokenizer.file says: the run's copy, relative to the step directory. */
+export const runTokenizerRef = `../${runTokenizerFile}`;
 
 export function stepDirName(step: number): string {
   return `step-${String(step).padStart(6, '0')}`;
@@ -201,6 +209,16 @@ export function readTensors(stepDir: string, info: TensorFileInfo): Map<string, 
     out.set(t.name, all.subarray(t.offset, t.offset + size));
   }
   return out;
+}
+
+/**
+ * The tokenizer file of a checkpoint: the manifest's (relative to the step directory), else the run's
+ * copy (a checkpoint written before runs kept one names an absolute path that may be gone). The first
+ * with the recorded sha256 wins; else the first that exists (the caller reports the change); null if none.
+ */
+export function checkpointTokenizerPath(stepDir: string, manifest: CheckpointManifest): string | null {
+  const candidates = [...new Set([path.resolve(stepDir, manifest.tokenizer.file), path.resolve(stepDir, runTokenizerRef)])].filter((f) => fs.existsSync(f));
+  return candidates.find((f) => sha256File(f) === manifest.tokenizer.sha256) ?? candidates[0] ?? null;
 }
 
 /** Rebuild the model stored in a step directory. */

@@ -3,12 +3,15 @@ export { modelSizes, loadPreset, resolveModelConfig, validateModelConfig, type M
 export { GPT, KVCache, countParameters, parameterSpecs, type ForwardOptions, type GPTOptions, type Parameter, type ParameterSpec } from './gpt.js';
 export { hasFusedCrossEntropy, weightedCrossEntropy } from './loss.js';
 export {
+  checkpointTokenizerPath,
   loadCheckpoint,
   modelFromCheckpoint,
   readManifest,
   readPointer,
   readTensors,
   resolveCheckpoint,
+  runTokenizerFile,
+  runTokenizerRef,
   saveCheckpoint,
   stepDirName,
   writePointer,
