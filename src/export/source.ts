@@ -34,3 +34,7 @@ export function readExportSource(checkpoint: string, flag = '--checkpoint'): Exp
   }
   return { stepDir, manifest, weights, tokenizerPath, tokenizerBytes, tokenizer: parseModelFile(tokenizerPath, tokenizerBytes) };
 }
+
+/** Number format of exported weights: float32 as trained, or float16 (half the size). */
+export const exportDtypes = ['f32', 'f16'] as const;
+export type ExportDtype = (typeof exportDtypes)[number];
