@@ -12,6 +12,7 @@ const commandLoaders: Record<string, () => Promise<GptmedCommand>> = {
   train: async () => (await import('./train.js')).trainCommand,
   generate: async () => (await import('./generate.js')).generateCommand,
   evaluate: async () => (await import('./evaluate.js')).evaluateCommand,
+  export: async () => (await import('./export.js')).exportCommand,
 };
 
 /** Entry for bin/gptmed-<name>.js, or the umbrella when no name is given. */
