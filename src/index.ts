@@ -2,7 +2,9 @@
 export { UserError } from './common/errors.js';
 export * from './convert/index.js';
 export { loadTokenizer, type SpecialIds, type Tokenizer } from './tokenizer/index.js';
+export { trainTokenizer, type TrainTokenizerOptions, type TrainTokenizerResult } from './tokenizer/train.js';
 export * from './dataset/index.js';
+export { tokenizeDataset, type TokenizeOptions } from './dataset/tokenize.js';
 export * from './model/index.js';
 export * from './train/index.js';
 export { initBackend, devices, type BackendInfo, type Device } from './backend/index.js';
@@ -21,3 +23,12 @@ export {
   type PresetName,
   type StopReason,
 } from './generate/index.js';
+export {
+  exportModel,
+  exportFormats,
+  exportDtypes,
+  type ExportOptions,
+  type ExportResult,
+  type ExportFormat,
+  type ExportDtype,
+} from './export/index.js';

@@ -7,16 +7,17 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { isRunning } from '../common/atomic.js';
+import { isRunning, writeFileAtomic } from '../common/atomic.js';
 import { UserError } from '../common/errors.js';
-import { readPointer } from '../model/checkpoint.js';
+import { sha256File } from '../common/hash.js';
+import { readPointer, runTokenizerFile, runTokenizerRef, type CheckpointManifest } from '../model/checkpoint.js';
 
 export const metricsFile = 'metrics.jsonl';
 export const tensorboardDir = 'tensorboard';
 
 const stepDirPattern = /^step-(\d+)$/;
 /** Temporary siblings written by writeDirAtomic / writeFileAtomic (".<name>.tmp-<pid>-..."). */
-const tempPattern = /^\.(step-\d+|latest|best|metrics\.jsonl)\.tmp-/;
+const tempPattern = /^\.(step-\d+|latest|best|metrics\.jsonl|tokenizer\.model)\.tmp-/;
 
 function stepDirs(runDir: string): Array<{ name: string; step: number }> {
   if (!fs.existsSync(runDir)) return [];
@@ -31,7 +32,7 @@ function stepDirs(runDir: string): Array<{ name: string; step: number }> {
 /** What a run leaves in its directory (everything --force removes). */
 function runEntries(runDir: string): string[] {
   if (!fs.existsSync(runDir)) return [];
-  const ours = new Set(['latest', 'best', metricsFile, tensorboardDir]);
+  const ours = new Set(['latest', 'best', metricsFile, tensorboardDir, runTokenizerFile]);
   return fs.readdirSync(runDir).filter((n) => ours.has(n) || stepDirPattern.test(n) || tempPattern.test(n));
 }
 
@@ -84,6 +85,21 @@ export function settleReplacedRun(runDir: string): void {
 export function abandonNewRun(runDir: string): void {
   for (const name of runEntries(runDir)) fs.rmSync(path.join(runDir, name), { recursive: true, force: true });
   settleReplacedRun(runDir);
+}
+
+/**
+ * Keep the run's own copy of its tokenizer (tokenizer.model beside the step directories), so that a run
+ * directory moved, copied or downloaded still generates. Returns what manifests record: the copy, relative
+ * to a step directory; the shards' path as it is only where that tokenizer is gone or changed (training
+ * noted it), as before runs kept a copy.
+ */
+export function keepTokenizerCopy(runDir: string, tokenizer: { file: string; sha256: string }): CheckpointManifest['tokenizer'] {
+  const copy = path.join(runDir, runTokenizerFile);
+  const record = { file: runTokenizerRef, sha256: tokenizer.sha256, source: tokenizer.file };
+  if (fs.existsSync(copy) && sha256File(copy) === tokenizer.sha256) return record;
+  if (!fs.existsSync(tokenizer.file) || sha256File(tokenizer.file) !== tokenizer.sha256) return { file: tokenizer.file, sha256: tokenizer.sha256 };
+  writeFileAtomic(copy, fs.readFileSync(tokenizer.file));
+  return record;
 }
 
 /** Remove temporaries a killed run left behind (a kill during a save). */

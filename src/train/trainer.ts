@@ -34,6 +34,7 @@ import { MetricsLog } from './metrics.js';
 import { AdamW } from './optimizer.js';
 import {
   abandonNewRun,
+  keepTokenizerCopy,
   lockRunDir,
   metricsFile,
   pruneCheckpoints,
@@ -200,7 +201,8 @@ async function trainLocked(opts: TrainOptions, resumePoint: ResumePoint | null, 
           'give the shards the run was trained on',
       );
     }
-    if (resumePoint.state.trainRows !== trainRows.rows) {
+    // trainRows 0: a model brought in by gptmed-import, not yet trained on any shards here; it takes these.
+    if (resumePoint.state.trainRows !== 0 && resumePoint.state.trainRows !== trainRows.rows) {
       throw new UserError(`${config.trainData}: ${trainRows.rows} rows, but the run was trained on ${resumePoint.state.trainRows}; give the same training data to resume`);
     }
   }
@@ -237,6 +239,7 @@ async function trainLocked(opts: TrainOptions, resumePoint: ResumePoint | null, 
     setPreviousRunAside(runDir);
     newRun.started = true;
   }
+  const tokenizer = keepTokenizerCopy(runDir, meta.tokenizer);
 
   const model = resumePoint ? modelFromCheckpoint(resumePoint.dir, resumePoint.manifest) : new GPT(modelConfig, { seed: config.seed });
   const optimizer = new AdamW(model.parameters(), {
@@ -246,7 +249,7 @@ async function trainLocked(opts: TrainOptions, resumePoint: ResumePoint | null, 
     weightDecay: config.weightDecay,
   });
   const state: TrainState = resumePoint
-    ? { ...resumePoint.state }
+    ? { ...resumePoint.state, trainRows: trainRows.rows }
     : {
         epoch: 0,
         cursor: 0,
@@ -326,7 +329,7 @@ async function trainLocked(opts: TrainOptions, resumePoint: ResumePoint | null, 
       model,
       {
         step,
-        tokenizer: meta.tokenizer,
+        tokenizer,
         specialIds: meta.specialIds,
         seqLen: meta.seqLen,
         trainConfig: trainConfigJson(config),
