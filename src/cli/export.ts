@@ -17,6 +17,7 @@ export const exportCommand = defineCommand({
   handler: (args) => {
     const started = Date.now();
     const r = exportModel({ checkpoint: args.checkpoint, format: args.format as ExportFormat, output: args.output, dtype: args.dtype, force: args.force });
+    for (const note of r.notes) process.stderr.write(`note: ${note}\n`);
     process.stdout.write(`wrote ${r.output}: ${r.format} ${r.dtype}, ${mb(r.bytes)}, from ${r.stepDir} in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
   },
   examples: [

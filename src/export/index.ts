@@ -7,9 +7,10 @@ import * as fs from 'node:fs';
 import { writeDirAtomic, writeFileAtomic } from '../common/atomic.js';
 import { UsageError } from '../common/errors.js';
 import { checkOutput } from '../common/output.js';
+import { PieceType } from '../tokenizer/model-proto.js';
 import { ggufFile } from './gguf.js';
 import { writeHfFiles } from './hf.js';
-import { exportDtypes, readExportSource, type ExportDtype } from './source.js';
+import { exportDtypes, readExportSource, type ExportDtype, type ExportSource } from './source.js';
 
 export { exportDtypes, readExportSource, type ExportDtype, type ExportSource } from './source.js';
 export { fromGpt2, toGpt2, type Gpt2Tensor } from './gpt2-layout.js';
@@ -38,6 +39,8 @@ export interface ExportResult {
   stepDir: string;
   /** Bytes written (the file, or the directory's files together). */
   bytes: number;
+  /** What the user of the exported model should know (the CLI prints each as a note). */
+  notes: string[];
 }
 
 function checkChoice<T extends string>(field: string, value: string, choices: readonly T[]): T {
@@ -51,6 +54,19 @@ function sizeOf(target: string): number {
   return fs.readdirSync(target).reduce((n, name) => n + fs.statSync(`${target}/${name}`).size, 0);
 }
 
+/**
+ * llama.cpp's SentencePiece tokenizer has no <unk> path: a character outside a vocabulary without byte
+ * pieces (gptmed-train-tokenizer's default) aborts the whole process (std::out_of_range; measured with
+ * node-llama-cpp 3.21.1). Byte pieces spell such characters, and llama.cpp then segments as gptmed does.
+ */
+function exportNotes(src: ExportSource, format: ExportFormat): string[] {
+  if (format !== 'gguf' || src.tokenizer.pieces.some((p) => p.type === PieceType.BYTE)) return [];
+  return [
+    `${src.tokenizerPath} has no byte pieces: llama.cpp stops with an error on any character outside its vocabulary (an emoji, say); ` +
+      'for a model meant for llama.cpp, train the tokenizer with --byte-fallback',
+  ];
+}
+
 /** Export one checkpoint; the output is written atomically (a temporary, then a rename). */
 export function exportModel(opts: ExportOptions): ExportResult {
   const format = checkChoice('format', opts.format, exportFormats);
@@ -59,5 +75,5 @@ export function exportModel(opts: ExportOptions): ExportResult {
   const src = readExportSource(opts.checkpoint);
   if (format === 'gguf') writeFileAtomic(opts.output, ggufFile(src, dtype));
   else writeDirAtomic(opts.output, (dir) => writeHfFiles(src, dtype, dir));
-  return { output: opts.output, format, dtype, stepDir: src.stepDir, bytes: sizeOf(opts.output) };
+  return { output: opts.output, format, dtype, stepDir: src.stepDir, bytes: sizeOf(opts.output), notes: exportNotes(src, format) };
 }

@@ -60,3 +60,10 @@ test('an existing output is refused without --force and left as it was', () => {
   assert.equal(fs.readFileSync(path.join(outDir, 'notes.txt'), 'utf8'), 'keep\n');
   assert.deepEqual(fs.readdirSync(dir).filter((n) => n.startsWith('.')), [], 'no temporaries left');
 });
+
+test('a gguf export of a model whose tokenizer has no byte pieces says llama.cpp will stop on unknown characters', () => {
+  const r = runCli('export', ['--checkpoint', run.runDir, '--format', 'gguf', '-o', path.join(dir, 'quiz.gguf')]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /^note: .*quiz\.model has no byte pieces: llama\.cpp stops .*--byte-fallback$/m);
+  assert.match(r.stdout, /^wrote .*quiz\.gguf: gguf f32, [\d.]+ MB, from .*step-\d+ in [\d.]+ s$/m);
+});
