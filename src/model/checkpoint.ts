@@ -104,14 +104,26 @@ export async function saveCheckpoint(runDir: string, model: GPT, fields: Manifes
   for (const p of model.parameters()) {
     weights.push({ name: p.name, shape: p.shape, data: (await p.variable.data()) as Float32Array });
   }
+  return saveCheckpointArrays(runDir, { ...fields, modelConfig: model.config }, weights, optimizer);
+}
+
+/**
+ * saveCheckpoint from plain arrays (no tfjs): `weights` in parameterSpecs order. gptmed-import writes
+ * its checkpoint with this; the parameter count is the weights' element count.
+ */
+export function saveCheckpointArrays(
+  runDir: string,
+  fields: ManifestFields & { modelConfig: ModelConfig },
+  weights: readonly NamedArray[],
+  optimizer: readonly NamedArray[] | null,
+): string {
   const w = packTensors('weights.bin', weights);
   const o = optimizer ? packTensors('optimizer.bin', optimizer) : null;
   const manifest: CheckpointManifest = {
     format: 'gptmed-checkpoint',
     version: 1,
     ...fields,
-    modelConfig: model.config,
-    parameterCount: model.countParameters(),
+    parameterCount: weights.reduce((n, a) => n + a.data.length, 0),
     createdAt: new Date().toISOString(),
     weights: w.info,
     optimizer: o?.info ?? null,
