@@ -13,6 +13,7 @@ const commandLoaders: Record<string, () => Promise<GptmedCommand>> = {
   generate: async () => (await import('./generate.js')).generateCommand,
   evaluate: async () => (await import('./evaluate.js')).evaluateCommand,
   export: async () => (await import('./export.js')).exportCommand,
+  import: async () => (await import('./import.js')).importCommand,
 };
 
 /** Entry for bin/gptmed-<name>.js, or the umbrella when no name is given. */
