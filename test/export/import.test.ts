@@ -23,18 +23,10 @@ const hf: Record<'f32' | 'f16', string> = { f32: '', f16: '' };
 const imported: Record<'f32' | 'f16', string> = { f32: '', f16: '' };
 let original: LoadedModel;
 
-/**
- * gptmed-import as a user runs it: the built binary once src/cli/main.ts lists the command, until then
- * the same command module through the same runner (src/cli/command.ts), from the sources. Asynchronous,
- * so that the refusal cases run side by side.
- */
+/** gptmed-import as a user runs it (the built binary); asynchronous, so that the refusal cases run side by side. */
 function runImport(args: string[]): Promise<CliResult> {
-  const wired = fs.readFileSync(path.join(repoRoot, 'dist', 'cli', 'main.js'), 'utf8').includes('./import.js');
-  const src = (f: string): string => JSON.stringify(path.join(repoRoot, 'src', 'cli', f));
-  const code = `import { runBinary } from ${src('command.ts')}; import { importCommand } from ${src('import.ts')}; await runBinary(importCommand);`;
-  const argv = wired ? [path.join(repoRoot, 'bin', 'gptmed-import.js'), ...args] : ['--import', 'tsx', '--input-type=module', '-e', code, 'gptmed-import', ...args];
   return new Promise((resolve) => {
-    execFile(process.execPath, argv, { cwd: repoRoot, env: { ...process.env, CI: '1' } }, (err, stdout, stderr) => {
+    execFile(process.execPath, [path.join(repoRoot, 'bin', 'gptmed-import.js'), ...args], { cwd: repoRoot, env: { ...process.env, CI: '1' } }, (err, stdout, stderr) => {
       const status = err ? ((err as { code?: unknown }).code as number) : 0;
       resolve({ status: typeof status === 'number' ? status : null, stdout, stderr });
     });
