@@ -4,7 +4,7 @@
  * export's format (step updated), gptmed measures the same val loss on the imported run as the script did,
  * and gptmed-generate answers with it. The script's answer-only loss (train.mask.npy) is gptmed's too.
  *
- * Needs /usr/bin/python3 with torch and numpy (Debian: python3-torch, python3-numpy); skipped without them.
+ * Needs /usr/bin/python3 with torch and numpy (Debian: python3-torch, python3-numpy; .ci/run installs them).
  * About 50 s on two cores (half of it the fixture run).
  */
 import assert from 'node:assert/strict';
@@ -22,8 +22,6 @@ import { trainExportRun, type TrainedRun } from './trained-run.js';
 
 const python = '/usr/bin/python3';
 const script = path.join(repoRoot, 'scripts', 'torch', 'train_ddp.py');
-const hasTorch = spawnSync(python, ['-c', 'import torch, numpy'], { encoding: 'utf8' }).status === 0;
-const skip = hasTorch ? false : `${python} has no torch and numpy (apt-get install python3-torch python3-numpy)`;
 
 /** Rows of each evaluation: --eval-batches 4 x --batch-size 8 x 2 processes, as the fixture's gptmed-train evaluated (4 x 16). */
 const evalRows = 64;
@@ -76,7 +74,7 @@ async function gptmedValLoss(checkpoint: string, valNpy: string): Promise<number
   const { model } = await loadCheckpoint(checkpoint);
   try {
     const { data } = loadSplit(valNpy);
-    const batches = [0, 16, 32, 48].map((start) => makeBatch(data, Array.from({ length: 16 }, (_, r) => start + r)));
+    const batches = Array.from({ length: evalRows / 16 }, (_, b) => b * 16).map((start) => makeBatch(data, Array.from({ length: 16 }, (_, r) => start + r)));
     return evaluateLoss(model, batches);
   } finally {
     model.dispose();
@@ -89,7 +87,8 @@ const ddpArgs = (model: string, shards: string, out: string, extra: string[]): s
 ];
 
 before(async () => {
-  if (skip) return;
+  const probe = spawnSync(python, ['-c', 'import torch, numpy'], { encoding: 'utf8' });
+  assert.equal(probe.status, 0, `${python} has no torch and numpy (apt-get install python3-torch python3-numpy): ${probe.stderr}`);
   await initBackend('wasm');
   dir = tempDir('gptmed-ddp-');
   run = await trainExportRun(dir);
@@ -103,7 +102,7 @@ before(async () => {
   ddpSeconds = (Date.now() - started) / 1000;
 });
 
-test('two processes train the exported model on: the val loss goes down, and the script measures it as gptmed does', { skip }, async () => {
+test('two processes train the exported model on: the val loss goes down, and the script measures it as gptmed does', async () => {
   const val = valLosses(ddpLog);
   const before = val.get(0)!;
   const after = val.get(100)!;
@@ -115,7 +114,7 @@ test('two processes train the exported model on: the val loss goes down, and the
   console.log(`train_ddp.py, 2 processes, 100 steps: val loss ${before} -> ${after} in ${ddpSeconds.toFixed(1)} s`);
 });
 
-test('the directory it writes is the export format, the step moved on; gptmed-import brings it home and gptmed measures the same val loss', { skip }, async () => {
+test('the directory it writes is the export format, the step moved on; gptmed-import brings it home and gptmed measures the same val loss', async () => {
   assert.deepEqual(fs.readdirSync(outDir).sort(), fs.readdirSync(hfDir).sort());
   assert.deepEqual(fs.readdirSync(dir).filter((n) => n.startsWith('.hf-ddp')), [], 'no temporary left beside --out');
   for (const name of ['tokenizer.model', 'generation_config.json']) assert.ok(fs.readFileSync(path.join(outDir, name)).equals(fs.readFileSync(path.join(hfDir, name))), name);
@@ -148,7 +147,7 @@ test('the directory it writes is the export format, the step moved on; gptmed-im
   console.log(`imported run: gptmed val loss ${measured.toFixed(4)}; ${answered}/${records.length} held-out questions answered`);
 });
 
-test('answer-only loss: on shards with train.mask.npy the script counts the targets gptmed counts', { skip }, async () => {
+test('answer-only loss: on shards with train.mask.npy the script counts the targets gptmed counts', async () => {
   const masked = path.join(dir, 'shards-masked');
   mustRun('tokenize', ['--input', path.join(repoRoot, 'data', 'sample.qa.txt'), '--tokenizer', run.tokenizerPath, '--output-dir', masked,
     '--max-length', '128', '--test-split', '0.025', '--mask-prompt']);
@@ -161,7 +160,7 @@ test('answer-only loss: on shards with train.mask.npy the script counts the targ
   assert.ok(Math.abs(val.get(0)! - valLosses(ddpLog).get(0)!) > 0.05, 'the mask changed nothing');
 });
 
-test('an existing --out is refused without --force, before any training', { skip }, async () => {
+test('an existing --out is refused without --force, before any training', async () => {
   const log = await trainDdp(1, ddpArgs(hfDir, run.shardsDir, outDir, ['--max-steps', '1']), 1);
   assert.match(log, /train_ddp\.py: error: .*hf-ddp: already exists; pass --force to replace it/);
   assert.doesNotMatch(log, /val loss/);
