@@ -169,7 +169,7 @@ def lr_at(step, a):  # step is 1-based, as in src/train/schedule.ts
     return a.min_lr + 0.5 * (a.learning_rate - a.min_lr) * (1 + math.cos(math.pi * progress))
 
 
-def main():
+def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", required=True, help="hf directory from gptmed-export --format hf")
     ap.add_argument("--train-data", required=True)
@@ -188,8 +188,60 @@ def main():
     ap.add_argument("--eval-batches", type=int, default=100, help="evaluate the first eval-batches x batch-size x processes val rows")
     ap.add_argument("--log-interval", type=int, default=10)
     ap.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    a = ap.parse_args()
+    return ap.parse_args()
 
+
+def read_inputs(a, global_batch):  # the model directory and the shards, checked against each other
+    config = json.load(open(os.path.join(a.model, "config.json")))
+    tensors, st_meta = read_safetensors(os.path.join(a.model, "model.safetensors"))
+    train, val = load_split(a.train_data), load_split(a.val_data)
+    meta = train["meta"]
+    with open(os.path.join(a.model, "tokenizer.model"), "rb") as f:
+        sha = hashlib.sha256(f.read()).hexdigest()
+    for path, split in ((a.train_data, train), (a.val_data, val)):
+        if split["meta"]["tokenizer"]["sha256"] != sha:
+            fail(f"{path}: the shards were made with another tokenizer than {a.model}/tokenizer.model")
+    if meta["seqLen"] - 1 > config["n_positions"] or meta["vocabSize"] != config["vocab_size"]:
+        fail(f"{a.train_data}: rows of {meta['seqLen']} / vocabulary {meta['vocabSize']} do not fit {a.model}")
+    if len(train["rows"]) < global_batch:
+        fail(f"{a.train_data}: {len(train['rows'])} rows, fewer than one step's {global_batch}")
+    return config, tensors, st_meta, train, val
+
+
+def write_hf_dir(a, config, tensors, st_meta, val_loss, rows, seq_len, world):
+    """--out as gptmed-export --format hf writes it, the gptmed block moved on; beside --out, then renamed."""
+    out = os.path.abspath(a.out)
+    tmp, old = (os.path.join(os.path.dirname(out), f".{os.path.basename(out)}.{s}-{os.getpid()}") for s in ("tmp", "old"))
+    block = config.setdefault("gptmed", {"format": "gptmed-hf", "version": 1})  # see src/export/hf.ts
+    step = block.get("step", 0) + a.max_steps
+    block.update(step=step, seqLen=seq_len, lastValLoss=val_loss, tokensSeen=block.get("tokensSeen", 0) + rows * (seq_len - 1))
+    if block.get("bestValLoss") is None or val_loss < block["bestValLoss"]:
+        block.update(bestValLoss=val_loss, bestStep=step)
+    config["torch_dtype"] = "float32"
+    os.makedirs(tmp)
+    try:
+        for name in os.listdir(a.model):  # tokenizer.model, generation_config.json, README.md, ...
+            if name not in ("config.json", "model.safetensors") and os.path.isfile(os.path.join(a.model, name)):
+                shutil.copy2(os.path.join(a.model, name), tmp)
+        with open(os.path.join(tmp, "config.json"), "w") as f:
+            f.write(json.dumps(config, indent=2) + "\n")
+        write_safetensors(os.path.join(tmp, "model.safetensors"), tensors, st_meta)
+        if os.path.exists(os.path.join(tmp, "README.md")):
+            with open(os.path.join(tmp, "README.md"), "a") as f:
+                f.write(f"\n## Continued in PyTorch\nscripts/torch/train_ddp.py: {a.max_steps} more steps on {world} "
+                        f"processes ({rows // a.max_steps} rows a step, lr {a.learning_rate}), to step {step}; val loss {val_loss:.4f}.\n")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if os.path.lexists(out):
+        os.rename(out, old)
+    os.rename(tmp, out)
+    shutil.rmtree(old, ignore_errors=True)
+    print(f"wrote {a.out}: step {step}, val loss {val_loss:.4f}", flush=True)
+
+
+def main():
+    a = parse_args()
     ddp = "RANK" in os.environ  # started by torchrun
     rank, world, local_rank = (int(os.environ[k]) for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK")) if ddp else (0, 1, 0)
     cuda = a.device == "cuda" or (a.device == "auto" and torch.cuda.is_available())
@@ -202,21 +254,10 @@ def main():
         dist.init_process_group("nccl" if cuda else "gloo")
     log = print if rank == 0 else (lambda *_, **__: None)
 
-    config = json.load(open(os.path.join(a.model, "config.json")))
-    tensors, st_meta = read_safetensors(os.path.join(a.model, "model.safetensors"))
-    train, val = load_split(a.train_data), load_split(a.val_data)
-    meta = train["meta"]
-    with open(os.path.join(a.model, "tokenizer.model"), "rb") as f:
-        sha = hashlib.sha256(f.read()).hexdigest()
-    for path, split in ((a.train_data, train), (a.val_data, val)):
-        if split["meta"]["tokenizer"]["sha256"] != sha:
-            fail(f"{path}: the shards were made with another tokenizer than {a.model}/tokenizer.model")
-    if meta["seqLen"] - 1 > config["n_positions"] or meta["vocabSize"] != config["vocab_size"]:
-        fail(f"{a.train_data}: rows of {meta['seqLen']} / vocabulary {meta['vocabSize']} do not fit {a.model}")
     global_batch = a.batch_size * world
+    config, tensors, st_meta, train, val = read_inputs(a, global_batch)
+    meta = train["meta"]
     steps_per_epoch = len(train["rows"]) // global_batch
-    if steps_per_epoch == 0:
-        fail(f"{a.train_data}: {len(train['rows'])} rows, fewer than one step's {global_batch}")
 
     torch.manual_seed(a.seed + rank)  # dropout differs per process
     model = GPT2(config)
@@ -277,38 +318,11 @@ def main():
             val_loss = evaluate()
             log(f"step {step} val loss {val_loss:.4f}", flush=True)
 
-    if rank == 0:  # write beside --out, then rename into place
-        out = os.path.abspath(a.out)
-        tmp, old = (os.path.join(os.path.dirname(out), f".{os.path.basename(out)}.{s}-{os.getpid()}") for s in ("tmp", "old"))
-        block = config.setdefault("gptmed", {"format": "gptmed-hf", "version": 1})  # see src/export/hf.ts
-        step = block.get("step", 0) + a.max_steps
-        block.update(step=step, seqLen=meta["seqLen"], lastValLoss=val_loss,
-                     tokensSeen=block.get("tokensSeen", 0) + a.max_steps * global_batch * (meta["seqLen"] - 1))
-        if block.get("bestValLoss") is None or val_loss < block["bestValLoss"]:
-            block.update(bestValLoss=val_loss, bestStep=step)
-        config["torch_dtype"] = "float32"
+    if rank == 0:
         state = raw.state_dict()
-        state["lm_head.weight"] = state["transformer.wte.weight"]  # tied, should the file hold it
-        os.makedirs(tmp)
-        try:
-            for name in os.listdir(a.model):  # tokenizer.model, generation_config.json, README.md, ...
-                if name not in ("config.json", "model.safetensors") and os.path.isfile(os.path.join(a.model, name)):
-                    shutil.copy2(os.path.join(a.model, name), tmp)
-            with open(os.path.join(tmp, "config.json"), "w") as f:
-                f.write(json.dumps(config, indent=2) + "\n")
-            write_safetensors(os.path.join(tmp, "model.safetensors"), {k: state[k] for k in tensors}, st_meta)
-            if os.path.exists(os.path.join(tmp, "README.md")):
-                with open(os.path.join(tmp, "README.md"), "a") as f:
-                    f.write(f"\n## Continued in PyTorch\nscripts/torch/train_ddp.py: {a.max_steps} more steps on {world} "
-                            f"processes ({global_batch} rows a step, lr {a.learning_rate}), to step {step}; val loss {val_loss:.4f}.\n")
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        if os.path.lexists(out):
-            os.rename(out, old)
-        os.rename(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-        log(f"wrote {a.out}: step {step}, val loss {val_loss:.4f}")
+        state["lm_head.weight"] = state["transformer.wte.weight"]  # tied, should the input file hold it
+        write_hf_dir(a, config, {k: state[k] for k in tensors}, st_meta, val_loss=val_loss, rows=a.max_steps * global_batch,
+                     seq_len=meta["seqLen"], world=world)
     if ddp:  # leave together, skipping the teardown: torch 1.13's gloo can deadlock destroying its process
         dist.barrier()  # group at exit (a worker thread freeing a tensor waits for the GIL the destructor holds)
         sys.stdout.flush()
