@@ -250,7 +250,7 @@ export async function importHf(opts: ImportOptions): Promise<ImportResult> {
     epoch: 0,
     cursor: 0,
     trainRows: 0,
-    seed: 42,
+    seed: 0, // unused: a run resumed from an import takes its own --seed (src/train/trainer.ts)
     optimizerUpdates: 0,
     tokensSeen: 0,
     bestValLoss: restored.bestValLoss,
@@ -259,7 +259,6 @@ export async function importHf(opts: ImportOptions): Promise<ImportResult> {
     evalsWithoutImprovement: 0,
   };
 
-  let stepDir = '';
   writeDirAtomic(opts.output, (dir) => {
     fs.writeFileSync(path.join(dir, runTokenizerFile), tokenizerBytes);
     const written = saveCheckpointArrays(
@@ -279,8 +278,7 @@ export async function importHf(opts: ImportOptions): Promise<ImportResult> {
     );
     writePointer(dir, 'latest', written);
     writePointer(dir, 'best', written);
-    stepDir = path.join(opts.output, path.basename(written));
   });
   const parameterCount = named.reduce((n, a) => n + a.data.length, 0);
-  return { runDir: opts.output, stepDir: stepDir || path.join(opts.output, stepDirName(restored.step)), step: restored.step, modelConfig: config, parameterCount, dtypes };
+  return { runDir: opts.output, stepDir: path.join(opts.output, stepDirName(restored.step)), step: restored.step, modelConfig: config, parameterCount, dtypes };
 }

@@ -193,6 +193,9 @@ async function trainLocked(opts: TrainOptions, resumePoint: ResumePoint | null, 
   checkCompatible(trainRows, valRows, config.trainData, config.valData);
   const meta = trainRows.meta;
   checkShardsTokenizer(meta, config.trainData, log);
+  // trainRows 0: a model brought in by gptmed-import, not yet trained on any shards here. It takes these,
+  // and starts its data order with this run's seed.
+  const imported = resumePoint?.state.trainRows === 0;
   if (resumePoint) {
     const m = resumePoint.manifest;
     if (m.tokenizer.sha256 !== meta.tokenizer.sha256) {
@@ -201,8 +204,7 @@ async function trainLocked(opts: TrainOptions, resumePoint: ResumePoint | null, 
           'give the shards the run was trained on',
       );
     }
-    // trainRows 0: a model brought in by gptmed-import, not yet trained on any shards here; it takes these.
-    if (resumePoint.state.trainRows !== 0 && resumePoint.state.trainRows !== trainRows.rows) {
+    if (!imported && resumePoint.state.trainRows !== trainRows.rows) {
       throw new UserError(`${config.trainData}: ${trainRows.rows} rows, but the run was trained on ${resumePoint.state.trainRows}; give the same training data to resume`);
     }
   }
@@ -249,7 +251,7 @@ async function trainLocked(opts: TrainOptions, resumePoint: ResumePoint | null, 
     weightDecay: config.weightDecay,
   });
   const state: TrainState = resumePoint
-    ? { ...resumePoint.state, trainRows: trainRows.rows }
+    ? { ...resumePoint.state, ...(imported ? { trainRows: trainRows.rows, seed: config.seed } : {}) }
     : {
         epoch: 0,
         cursor: 0,

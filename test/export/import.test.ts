@@ -71,7 +71,7 @@ test('the imported run is the trained checkpoint: weights to float rounding, man
     assert.deepEqual([m.step, m.seqLen, m.specialIds, m.tokenizer, m.parameterCount, m.backend], [orig.step, orig.seqLen, orig.specialIds, { file: '../tokenizer.model', sha256: orig.tokenizer.sha256 }, orig.parameterCount, 'import']);
     assert.deepEqual(m.trainConfig, {});
     assert.deepEqual(m.trainState, {
-      epoch: 0, cursor: 0, trainRows: 0, seed: 42, optimizerUpdates: 0, tokensSeen: 0,
+      epoch: 0, cursor: 0, trainRows: 0, seed: 0, optimizerUpdates: 0, tokensSeen: 0,
       bestValLoss: orig.trainState.bestValLoss, bestStep: orig.step, lastValLoss: null, evalsWithoutImprovement: 0,
     });
     const weights = readTensors(stepDir, m.weights);
@@ -133,9 +133,12 @@ test('the imported run works with gptmed-generate, exports again to the same wei
   assert.deepEqual([block.step, block.bestValLoss], [150, readManifest(resolveCheckpoint(run.runDir)).trainState.bestValLoss]);
 
   const shards = run.shardsDir;
-  const r = runCli('train', ['--resume-from', imported.f32, '--train-data', path.join(shards, 'train.npy'), '--val-data', path.join(shards, 'val.npy'), '--max-steps', '155', '--batch-size', '8', '--eval-interval', '5', '--eval-batches', '2', '--device', 'wasm']);
+  const r = runCli('train', ['--resume-from', imported.f32, '--train-data', path.join(shards, 'train.npy'), '--val-data', path.join(shards, 'val.npy'), '--max-steps', '155', '--batch-size', '8', '--eval-interval', '5', '--eval-batches', '2', '--device', 'wasm', '--seed', '7']);
   assert.equal(r.status, 0, r.stderr);
   assert.equal(fs.readFileSync(path.join(imported.f32, 'latest'), 'utf8'), 'step-000155\n');
+  const state = readManifest(resolveCheckpoint(imported.f32, 'latest')).trainState;
+  // The import's trainRows 0 took these shards' rows, and the data order this run's --seed.
+  assert.deepEqual([state.trainRows, state.seed], [readManifest(resolveCheckpoint(run.runDir)).trainState.trainRows, 7]);
 });
 
 /** A copy of the f32 export with `change` applied to it. */
