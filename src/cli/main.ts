@@ -14,6 +14,7 @@ const commandLoaders: Record<string, () => Promise<GptmedCommand>> = {
   evaluate: async () => (await import('./evaluate.js')).evaluateCommand,
   export: async () => (await import('./export.js')).exportCommand,
   import: async () => (await import('./import.js')).importCommand,
+  serve: async () => (await import('./serve.js')).serveCommand,
 };
 
 /** Entry for bin/gptmed-<name>.js, or the umbrella when no name is given. */
