@@ -1,0 +1,147 @@
+/**
+ * A training job's `config`: the flags of the stages it runs (gptmed-convert, gptmed-train-tokenizer,
+ * gptmed-tokenize, gptmed-train) in camelCase, plus `name`. The keys a job may set are listed here; their
+ * types and choices are read from the stages' own flag definitions (the yargs builders), so the JSON
+ * schema follows the CLI. Paths, --force, --resume and the like are the server's to set, never the client's.
+ */
+import type { Argv } from 'yargs';
+import type { GptmedCommand } from '../cli/command.js';
+
+export type Stage = 'convert' | 'train-tokenizer' | 'tokenize' | 'train';
+export const STAGES: readonly Stage[] = ['convert', 'train-tokenizer', 'tokenize', 'train'];
+
+/** The keys a job may set, by stage (a key in several stages goes to each: `seed`). */
+export const JOB_KEYS: Record<Stage, readonly string[]> = {
+  convert: ['format', 'encoding', 'header', 'questionCol', 'answerCol', 'stripHtml', 'table', 'query', 'dedupe', 'minAnswerWords', 'maxAnswerWords', 'shuffle', 'seed'],
+  'train-tokenizer': ['vocabSize', 'characterCoverage', 'normalization', 'byteFallback', 'maxSentenceLength'],
+  tokenize: ['maxLength', 'trainSplit', 'testSplit', 'stride', 'seed', 'maskPrompt'],
+  train: [
+    'modelSize', 'dModel', 'nLayers', 'nHeads', 'dFf', 'maxSeqLen', 'dropout',
+    'numEpochs', 'maxSteps', 'batchSize', 'gradAccum', 'learningRate', 'minLr', 'warmupSteps', 'weightDecay', 'gradClip',
+    'evalInterval', 'evalBatches', 'saveInterval', 'keepLast', 'earlyStoppingPatience', 'logInterval', 'device', 'seed', 'quickTest',
+  ],
+};
+
+/** A job's name: its run directory under --runs-dir, and the model id it is served as. */
+export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+export type FlagType = 'number' | 'boolean' | 'string';
+
+export interface JobKey {
+  key: string;
+  flag: string;
+  type: FlagType;
+  choices?: readonly string[];
+  stages: Stage[];
+}
+
+export interface JobConfig {
+  name?: string;
+  [key: string]: string | number | boolean | undefined;
+}
+
+/** The JSON schema of `config` (for documentation and for `validateJobConfig`). */
+export interface JobConfigSchema {
+  type: 'object';
+  additionalProperties: false;
+  properties: Record<string, { type: FlagType; enum?: readonly string[]; pattern?: string; 'x-stages'?: Stage[] }>;
+}
+
+const kebab = (key: string): string => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
+interface YargsOptions {
+  number: string[];
+  boolean: string[];
+  string: string[];
+  choices: Record<string, readonly string[]>;
+}
+
+/** The job keys with their types, from the stages' commands (loaded here: gptmed-train's pulls in tfjs). */
+export async function loadJobKeys(): Promise<Map<string, JobKey>> {
+  const { default: yargs } = await import('yargs');
+  const commands: Record<Stage, GptmedCommand> = {
+    convert: (await import('../cli/convert.js')).convertCommand,
+    'train-tokenizer': (await import('../cli/train-tokenizer.js')).trainTokenizerCommand,
+    tokenize: (await import('../cli/tokenize.js')).tokenizeCommand,
+    train: (await import('../cli/train.js')).trainCommand,
+  };
+  const keys = new Map<string, JobKey>();
+  for (const stage of STAGES) {
+    const opts = (commands[stage].builder(yargs([])) as Argv & { getOptions(): YargsOptions }).getOptions();
+    for (const key of JOB_KEYS[stage]) {
+      const flag = kebab(key);
+      const choices = opts.choices[flag];
+      const type: FlagType | null = opts.number.includes(flag) ? 'number' : opts.boolean.includes(flag) ? 'boolean' : opts.string.includes(flag) || choices ? 'string' : null;
+      if (!type) throw new Error(`job config key ${key}: gptmed-${stage} has no --${flag}`);
+      const known = keys.get(key);
+      if (known) {
+        if (known.type !== type) throw new Error(`job config key ${key}: a ${known.type} for gptmed-${known.stages[0]}, a ${type} for gptmed-${stage}`);
+        known.stages.push(stage);
+      } else {
+        keys.set(key, { key, flag, type, choices, stages: [stage] });
+      }
+    }
+  }
+  return keys;
+}
+
+export function jobConfigSchema(keys: Map<string, JobKey>): JobConfigSchema {
+  const properties: JobConfigSchema['properties'] = { name: { type: 'string', pattern: NAME_PATTERN.source } };
+  for (const k of keys.values()) properties[k.key] = { type: k.type, ...(k.choices ? { enum: k.choices } : {}), 'x-stages': k.stages };
+  return { type: 'object', additionalProperties: false, properties };
+}
+
+/** Thrown for a config the schema refuses; `param` names the key (`config.maxSteps`) or `config`. */
+export class JobConfigError extends Error {
+  constructor(
+    message: string,
+    readonly param: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Parse and check the `config` field: a JSON object of known keys of the right types. Every unknown key is
+ * named at once; a wrong type names its key.
+ */
+export function validateJobConfig(text: string | undefined, schema: JobConfigSchema): JobConfig {
+  if (text === undefined || text.trim() === '') return {};
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new JobConfigError(`config: not valid JSON (${(err as Error).message})`, 'config');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new JobConfigError('config: must be a JSON object of settings, e.g. {"maxSteps": 100}', 'config');
+  const entries = Object.entries(value as Record<string, unknown>);
+  const unknown = entries.map(([k]) => k).filter((k) => !Object.hasOwn(schema.properties, k));
+  if (unknown.length > 0) {
+    throw new JobConfigError(
+      `config: unknown key${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} (known: ${Object.keys(schema.properties).join(', ')})`,
+      `config.${unknown[0]}`,
+    );
+  }
+  for (const [k, v] of entries) {
+    const p = schema.properties[k];
+    const ok = p.type === 'number' ? typeof v === 'number' && Number.isFinite(v) : typeof v === p.type;
+    if (!ok) throw new JobConfigError(`config.${k}: must be a ${p.type} (got ${v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v})`, `config.${k}`);
+    if (p.enum && !p.enum.includes(v as string)) throw new JobConfigError(`config.${k}: must be one of ${p.enum.join(', ')} (got ${JSON.stringify(v)})`, `config.${k}`);
+    if (p.pattern && !new RegExp(p.pattern).test(v as string)) {
+      throw new JobConfigError(`config.${k}: letters, digits, '.', '_' and '-', starting with a letter or digit, at most 64 (got ${JSON.stringify(v)})`, `config.${k}`);
+    }
+  }
+  return value as JobConfig;
+}
+
+/** The flags of `stage` for a job's config: `--key=value`, `--flag` / `--no-flag`. */
+export function stageFlags(stage: Stage, config: JobConfig, keys: Map<string, JobKey>): string[] {
+  const out: string[] = [];
+  for (const [k, v] of Object.entries(config)) {
+    const spec = keys.get(k);
+    if (!spec || !spec.stages.includes(stage) || v === undefined) continue;
+    if (spec.type === 'boolean') out.push(v ? `--${spec.flag}` : `--no-${spec.flag}`);
+    else out.push(`--${spec.flag}=${String(v)}`);
+  }
+  return out;
+}
