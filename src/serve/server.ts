@@ -68,7 +68,8 @@ function requireKey(app: FastifyInstance, apiKey: string): void {
 /** The server, routes registered, not yet listening. */
 export async function createServer(options: ServeOptions): Promise<FastifyInstance> {
   checkBinding(options.host, options.apiKey);
-  const app = Fastify({ logger: options.logger ?? false, bodyLimit: options.maxUploadMb * 1024 * 1024 });
+  // Fastify takes a whole number of bytes (--max-upload-mb may be a fraction).
+  const app = Fastify({ logger: options.logger ?? false, bodyLimit: Math.max(1, Math.ceil(options.maxUploadMb * 1024 * 1024)) });
   installErrorHandler(app);
   if (options.apiKey) requireKey(app, options.apiKey);
   app.get('/health', async () => ({ status: 'ok' }));
