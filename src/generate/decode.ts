@@ -4,11 +4,12 @@
  * the new token; without it each step re-reads the whole sequence (kept for
  * the identity test and the benchmark).
  */
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import * as tf from '@tensorflow/tfjs';
 import type { GPT, KVCache } from '../model/gpt.js';
 import type { Tokenizer } from '../tokenizer/index.js';
 import { nextToken, type Rng, type SamplingOptions } from './sampling.js';
-import { AnswerStream, answerState, type StopReason } from './stopping.js';
+import { AnswerStream, answerState, cutAtStop, type StopReason } from './stopping.js';
 
 /** An answer: its text, and the tokens behind it (with the start of a new `Q:` line when stop is 'question'). */
 export interface Answer extends TokenLoopResult {
@@ -41,6 +42,10 @@ export interface DecodeSettings extends SamplingOptions {
   useCache?: boolean;
   /** Called with each newly settled piece of answer text, for streaming. */
   onText?: (text: string) => void;
+  /** The answer ends before the first of these strings (stop 'stop'). */
+  stop?: readonly string[];
+  /** Checked before every step: once aborted, the answer ends at once (stop 'aborted'). */
+  signal?: AbortSignal;
 }
 
 /** Logits of the last position after feeding `ids` (the new tokens, when a cache is given). */
@@ -74,7 +79,9 @@ export interface TokenLoopResult {
 /**
  * The token loop under decodeAnswer: choose tokens until `eos`, the length
  * limit, a full context, or until `onToken` (given the tokens so far)
- * returns true, which ends the answer as 'question'.
+ * returns true, which ends the answer as 'question'. Each step first yields
+ * to the event loop (other requests, a client's disconnect, other generations
+ * interleave there), then ends the answer as 'aborted' if `settings.signal` was aborted.
  */
 export async function decodeTokens(
   model: GPT,
@@ -90,6 +97,7 @@ export async function decodeTokens(
   const tokenIds: number[] = [];
   let generated = 0;
   try {
+    if (settings.signal?.aborted) return { tokenIds, stop: 'aborted', generatedTokens: 0 };
     let logits = await lastLogits(model, promptIds, cache);
     for (;;) {
       const token = nextToken(logits, tokenIds, settings, rng, special.banned);
@@ -99,6 +107,8 @@ export async function decodeTokens(
       if (onToken?.(tokenIds)) return { tokenIds, stop: 'question', generatedTokens: generated };
       if (generated >= settings.maxNewTokens) return { tokenIds, stop: 'length', generatedTokens: generated };
       if (promptIds.length + tokenIds.length >= maxSeqLen) return { tokenIds, stop: 'context', generatedTokens: generated };
+      await nextTurn();
+      if (settings.signal?.aborted) return { tokenIds, stop: 'aborted', generatedTokens: generated };
       logits = await lastLogits(model, cache ? [token] : [...promptIds, ...tokenIds], cache);
     }
   } finally {
@@ -109,9 +119,17 @@ export async function decodeTokens(
 /** One answer to an already framed and fitted prompt. */
 export async function decodeAnswer(model: GPT, tokenizer: Tokenizer, promptIds: readonly number[], settings: DecodeSettings, rng: Rng): Promise<Answer> {
   const stream = new AnswerStream();
+  const stops = settings.stop ?? [];
   let text = '';
+  let stoppedByString = false;
   const onToken = (tokenIds: readonly number[]): boolean => {
-    const state = answerState(tokenizer.decode([...tokenIds]));
+    let state = answerState(tokenizer.decode([...tokenIds]));
+    if (stops.length > 0) {
+      const cut = cutAtStop(state, stops);
+      // Only a stop string shortens the text (it is never empty, and the text is trimmed).
+      stoppedByString = cut.text !== state.text;
+      state = cut;
+    }
     text = state.text;
     if (settings.onText) {
       const more = stream.push(state);
@@ -124,5 +142,5 @@ export async function decodeAnswer(model: GPT, tokenizer: Tokenizer, promptIds: 
     const rest = stream.finish(text);
     if (rest) settings.onText(rest);
   }
-  return { ...result, text };
+  return { ...result, stop: stoppedByString ? 'stop' : result.stop, text };
 }

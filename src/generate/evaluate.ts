@@ -40,8 +40,8 @@ export interface EvaluateReport {
   exactMatch: number;
   /** Mean token F1 of the generated answers, 0..1. */
   tokenF1: number;
-  /** How the generated answers ended. */
-  stops: Record<StopReason, number>;
+  /** How the generated answers ended (evaluate gives no stop strings or signal, so never 'stop' or 'aborted'). */
+  stops: Record<Exclude<StopReason, 'stop' | 'aborted'>, number>;
   /** The generation options used (greedy by default). */
   options: GenerationOptions;
   seconds: number;
@@ -96,7 +96,7 @@ export async function evaluate(lm: LoadedModel, data: string | readonly QaPair[]
   const { pairs, skipped } = typeof data === 'string' ? await readPairs(data, limit ?? Infinity) : { pairs: data.slice(0, limit), skipped: 0 };
   if (pairs.length === 0) throw new UserError('no Q&A pairs to evaluate');
   const perplexity = new PerplexityMeter();
-  const stops: Record<StopReason, number> = { eos: 0, question: 0, length: 0, context: 0 };
+  const stops: EvaluateReport['stops'] = { eos: 0, question: 0, length: 0, context: 0 };
   const records: EvaluationRecord[] = [];
   let truncated = 0;
   let generated = 0;
@@ -113,7 +113,7 @@ export async function evaluate(lm: LoadedModel, data: string | readonly QaPair[]
     generating += performance.now() - t0;
     const answer = answers[0];
     generated += answer.generatedTokens;
-    stops[answer.stop]++;
+    stops[answer.stop as keyof EvaluateReport['stops']]++;
     const em = exactMatch(answer.text, pair.answer);
     const f1 = tokenF1(answer.text, pair.answer);
     emSum += em;

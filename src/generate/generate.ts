@@ -1,28 +1,39 @@
 /**
  * Answering one question: frame it exactly as training framed pairs
- * (`<bos> Q: question\nA:`), fit it into the context, and draw
- * --num-samples answers, each with its own seeded generator so a question's
- * answers do not depend on what was asked before it.
+ * (`<bos> Q: question\nA:`), after any earlier turns of a conversation (each
+ * a whole pair, back to back, as training packed pairs into rows), fit it
+ * into the context, and draw --num-samples answers, each with its own seeded
+ * generator so a question's answers do not depend on what was asked before it.
  */
 import seedrandom from 'seedrandom';
 import { UserError } from '../common/errors.js';
 import { normalizeField } from '../convert/qa-format.js';
-import { encodePrompt } from '../dataset/index.js';
+import type { QaPair } from '../convert/qa-format.js';
+import { encodePair, encodePrompt } from '../dataset/index.js';
+import type { Tokenizer } from '../tokenizer/index.js';
 import { decodeAnswer, fitPrompt, type Answer } from './decode.js';
 import type { LoadedModel } from './load.js';
 import { resolveOptions, type GenerationOptions, type GenerationRequest } from './options.js';
-import { checkQuestionSize } from './question-size.js';
+import { checkConversationSize, checkQuestionSize } from './question-size.js';
 
 export interface GenerateOptions extends GenerationRequest {
   /** Incremental decoding with cached keys and values (default true; false only to compare). */
   useCache?: boolean;
   /** Streaming: called with each newly settled piece of an answer's text. */
   onText?: (text: string, sample: number) => void;
+  /** Called with each answer as soon as it is complete. */
+  onAnswer?: (answer: Answer, sample: number) => void;
+  /** Earlier turns of a conversation, oldest first: framed as whole pairs before the question. */
+  history?: readonly QaPair[];
+  /** An answer ends before the first of these strings (none may be empty); its stop is 'stop'. */
+  stop?: readonly string[];
+  /** Abort to stop generating at once: the answer being drawn ends as 'aborted' (its text so far kept), and no more are drawn. */
+  signal?: AbortSignal;
 }
 
 export interface GenerateResult {
   question: string;
-  /** --num-samples answers. */
+  /** --num-samples answers (fewer when options.signal stopped it). */
   answers: Answer[];
   /** The first answer's text. */
   text: string;
@@ -39,24 +50,34 @@ export function sampleRng(seed: number, sample: number): seedrandom.PRNG {
   return seedrandom(`${seed}/${sample}`);
 }
 
+/** The prompt of `question` after the earlier pairs `history`: each pair's ids (encodePair), then encodePrompt's. */
+export function encodeConversation(tokenizer: Tokenizer, question: string, history: readonly QaPair[] = []): number[] {
+  return [...history.flatMap((pair) => encodePair(tokenizer, pair).ids), ...encodePrompt(tokenizer, question)];
+}
+
 export async function generate(lm: LoadedModel, question: string, options: GenerateOptions = {}): Promise<GenerateResult> {
   const opts = resolveOptions(options);
   const q = normalizeField(question);
   if (q === '') throw new UserError('the question is empty; ask something');
   checkQuestionSize(q);
-  const prompt = fitPrompt(encodePrompt(lm.tokenizer, q), lm.model.config.maxSeqLen, opts.maxNewTokens);
+  const history = (options.history ?? []).map((p) => ({ question: normalizeField(p.question), answer: normalizeField(p.answer) }));
+  checkConversationSize([q, ...history.flatMap((p) => [p.question, p.answer])]);
+  const stop = options.stop ?? [];
+  if (stop.some((s) => s === '')) throw new UserError('a stop string is empty; give non-empty stop strings');
+  const prompt = fitPrompt(encodeConversation(lm.tokenizer, q, history), lm.model.config.maxSeqLen, opts.maxNewTokens);
   const answers: Answer[] = [];
   for (let sample = 0; sample < opts.numSamples; sample++) {
     const onText = options.onText;
-    answers.push(
-      await decodeAnswer(
-        lm.model,
-        lm.tokenizer,
-        prompt.ids,
-        { ...opts, useCache: options.useCache, onText: onText && ((text) => onText(text, sample)) },
-        sampleRng(opts.seed, sample),
-      ),
+    const answer = await decodeAnswer(
+      lm.model,
+      lm.tokenizer,
+      prompt.ids,
+      { ...opts, useCache: options.useCache, onText: onText && ((text) => onText(text, sample)), stop, signal: options.signal },
+      sampleRng(opts.seed, sample),
     );
+    answers.push(answer);
+    options.onAnswer?.(answer, sample);
+    if (answer.stop === 'aborted') break;
   }
   return { question: q, answers, text: answers[0].text, options: opts, promptTokens: prompt.ids.length, droppedPromptTokens: prompt.dropped };
 }

@@ -1,6 +1,6 @@
 /** The generate stage: sampling, KV-cached decoding, the stopping rule, evaluation metrics, and the library API. */
 export { loadModel, defaultCheckpointDir, type LoadModelOptions, type LoadedModel } from './load.js';
-export { generate, type GenerateOptions, type GenerateResult } from './generate.js';
+export { encodeConversation, generate, type GenerateOptions, type GenerateResult } from './generate.js';
 export { evaluate, type EvaluateOptions, type EvaluateReport } from './evaluate.js';
 export { decodeAnswer, decodeTokens, fitPrompt, type Answer, type DecodeSettings, type FittedPrompt, type TokenLoopResult } from './decode.js';
 export { PRESET_NAMES, generateConfig, resolveOptions, type GenerationOptions, type GenerationRequest, type PresetName } from './options.js';

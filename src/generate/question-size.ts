@@ -25,6 +25,14 @@ export function checkQuestionSize(question: string): void {
   if (problem) throw new UserError(`the question ${problem}; shorten it`);
 }
 
+/** Refuse a conversation (the question and earlier turns, `texts`) over the same limit in all. */
+export function checkConversationSize(texts: readonly string[]): void {
+  const bytes = texts.reduce((sum, t) => sum + Buffer.byteLength(t, 'utf8'), 0);
+  if (bytes > MAX_QUESTION_BYTES) {
+    throw new UserError(`the conversation is ${bytes} bytes, more than any model's context could hold (at most ${MAX_QUESTION_BYTES} bytes); shorten it`);
+  }
+}
+
 /** Refuse the first question of `file` too long for any model, naming the line it stands on. */
 export function checkQuestionSizes(file: string, questions: ReadonlyArray<{ question: string }>): void {
   for (const [i, { question }] of questions.entries()) {

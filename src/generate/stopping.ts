@@ -19,7 +19,11 @@ export type StopReason =
   /** --max-new-tokens reached */
   | 'length'
   /** the model's context window is full */
-  | 'context';
+  | 'context'
+  /** the answer reached one of the caller's stop strings (cut before it) */
+  | 'stop'
+  /** the caller's abort signal fired (the answer so far is kept) */
+  | 'aborted';
 
 const NEW_QUESTION = /\n[ \t]*Q:/;
 const PENDING_QUESTION = /\n[ \t]*Q?$/;
@@ -68,4 +72,32 @@ export class AnswerStream {
     this.shown = target;
     return more;
   }
+}
+
+/**
+ * `state` with the caller's stop strings (none empty) applied: cut before
+ * the first one that occurs (then `stopped`), else with `settled` held back
+ * from any tail that could still grow into one, so streamed text never shows
+ * a stop string.
+ */
+export function cutAtStop(state: AnswerState, stops: readonly string[]): AnswerState {
+  let at = -1;
+  for (const stop of stops) {
+    const i = state.text.indexOf(stop);
+    if (i >= 0 && (at < 0 || i < at)) at = i;
+  }
+  if (at >= 0) {
+    const text = state.text.slice(0, at).trimEnd();
+    return { text, settled: text, stopped: true };
+  }
+  let hold = state.text.length;
+  for (const stop of stops) {
+    for (let len = Math.min(stop.length - 1, state.text.length); len > 0; len--) {
+      if (state.text.endsWith(stop.slice(0, len))) {
+        hold = Math.min(hold, state.text.length - len);
+        break;
+      }
+    }
+  }
+  return { ...state, settled: state.settled.slice(0, hold) };
 }
