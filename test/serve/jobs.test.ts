@@ -126,7 +126,7 @@ describe('training jobs over HTTP', () => {
     await s.app.close();
   });
 
-  test('a CSV job runs convert, tokenizer, tokenize and train into runs/<id>, a model gptmed-generate answers with; queued jobs wait their turn', async () => {
+  test('a CSV job runs convert, tokenizer, tokenize and train into runs/<id>, a model the API (and gptmed-generate) answers with; queued jobs wait their turn', async () => {
     const first = await postJob(s, { ...tiny, name: 'faq', maxSteps: 30 }, { data: csv, name: 'faq.csv' });
     assert.equal(first.status, 201, JSON.stringify(first.body));
     assert.equal((first.body as JobView).id, 'faq');
@@ -170,7 +170,21 @@ describe('training jobs over HTTP', () => {
     assert.deepEqual(metrics, records);
     assert.deepEqual([metrics[0].type, metrics.at(-1)!.type], ['start', 'stop']);
 
-    // The run directory is an ordinary run: gptmed-generate answers from it.
+    // The job's run directory is a model the server answers with, under the job's id.
+    const models = (await request(s, 'GET', '/v1/models')).body as { data: Array<{ id: string }> };
+    assert.ok(models.data.some((m) => m.id === 'faq'), JSON.stringify(models));
+    const chat = await fetch(`${s.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'faq', messages: [{ role: 'user', content: pairs[0][0] }], max_tokens: 4, seed: 1 }),
+      signal: AbortSignal.timeout(30_000),
+    });
+    const answer = (await chat.json()) as { model: string; choices: Array<{ message: { role: string; content: string } }> };
+    assert.equal(chat.status, 200, JSON.stringify(answer));
+    assert.equal(answer.model, 'faq');
+    assert.equal(answer.choices[0].message.role, 'assistant');
+    assert.equal(typeof answer.choices[0].message.content, 'string');
+    // And an ordinary run: gptmed-generate answers from it too.
     const gen = runCli('generate', ['--checkpoint', dir, '--prompt', pairs[0][0], '--max-new-tokens', '4', '--seed', '1']);
     assert.equal(gen.status, 0, gen.stderr);
     assert.ok(gen.stdout.trim().length > 0);
