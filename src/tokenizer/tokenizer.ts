@@ -116,14 +116,33 @@ export function inspectModel(modelPath: string): ModelInfo {
   return { modelPath: file, sha256: sha256(bytes), vocabSize: model.pieces.length, specialIds: specialIdsOf(model) };
 }
 
+/**
+ * Tokenizers already loaded, by file and content: each SentencePiece instance is a wasm module that is
+ * never freed (and adds process listeners), so a long-lived process that loads models again and again
+ * (gptmed-serve's model cache) must not start a new one for the same file.
+ */
+const loaded = new Map<string, Promise<Tokenizer>>();
+
 /** Load a `.model` file; a missing, corrupt or unloadable model is a UserError naming the file. */
 export async function loadTokenizer(modelPath: string): Promise<Tokenizer> {
   const { file, bytes, model } = readModel(modelPath);
+  const hash = sha256(bytes);
+  const key = `${file}\0${hash}`;
+  let tokenizer = loaded.get(key);
+  if (!tokenizer) {
+    tokenizer = startProcessor(modelPath, file, hash, model);
+    loaded.set(key, tokenizer);
+    tokenizer.catch(() => loaded.delete(key));
+  }
+  return tokenizer;
+}
+
+async function startProcessor(modelPath: string, file: string, hash: string, model: ModelProto): Promise<Tokenizer> {
   const processor = new spm.SentencePieceProcessor();
   await processor.load(file);
   const status = processor.processor.status();
   const state = status.ToString();
   status.delete();
   if (state !== 'OK') throw new UserError(`${modelPath}: SentencePiece cannot load this model (${state}); ${retrain}`);
-  return new SentencePieceTokenizer(file, sha256(bytes), model, processor);
+  return new SentencePieceTokenizer(file, hash, model, processor);
 }
