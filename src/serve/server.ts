@@ -5,7 +5,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { UserError } from '../common/errors.js';
+import { UsageError, UserError } from '../common/errors.js';
 import { ApiError, installErrorHandler } from './errors.js';
 import { inferenceRoutes } from './inference.js';
 import { jobRoutes } from './job-routes.js';
@@ -48,6 +48,17 @@ export function checkBinding(host: string, apiKey: string | undefined): void {
   }
 }
 
+/** Settings checked once, here: the library names fields, the CLI's flags carry the same names in kebab case. */
+function checkOptions(o: ServeOptions): void {
+  const whole = (field: string, value: number, min: number, max: number): void => {
+    if (!Number.isInteger(value) || value < min || value > max) throw new UsageError(`${field} ${value}: must be a whole number from ${min} to ${max}`);
+  };
+  whole('port', o.port, 0, 65535);
+  whole('maxConcurrent', o.maxConcurrent, 1, 64);
+  if (!(o.maxUploadMb > 0)) throw new UsageError(`maxUploadMb ${o.maxUploadMb}: must be above 0`);
+  checkBinding(o.host, o.apiKey);
+}
+
 /** Compare keys in constant time (hashed first: timingSafeEqual needs equal lengths, and lengths must not leak). */
 function sameKey(given: string, expected: string): boolean {
   const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
@@ -67,7 +78,7 @@ function requireKey(app: FastifyInstance, apiKey: string): void {
 
 /** The server, routes registered, not yet listening. */
 export async function createServer(options: ServeOptions): Promise<FastifyInstance> {
-  checkBinding(options.host, options.apiKey);
+  checkOptions(options);
   // Fastify takes a whole number of bytes (--max-upload-mb may be a fraction).
   const app = Fastify({ logger: options.logger ?? false, bodyLimit: Math.max(1, Math.ceil(options.maxUploadMb * 1024 * 1024)) });
   installErrorHandler(app);
