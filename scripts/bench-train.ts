@@ -15,15 +15,11 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import seedrandom from 'seedrandom';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { devices, initBackend, type Device } from '../src/backend/index.js';
-import { GPT, hasFusedCrossEntropy, loadPreset, modelSizes, type ModelConfig, type ModelSize } from '../src/model/index.js';
-import type { Batch } from '../src/train/data.js';
-import { microBatchPlan } from '../src/train/memory-fit.js';
-import { AdamW } from '../src/train/optimizer.js';
-import { TrainStep } from '../src/train/step.js';
+import { loadPreset, modelSizes, type ModelConfig, type ModelSize } from '../src/model/index.js';
+import { measureTrainingSpeed } from '../src/train/speed.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -68,33 +64,17 @@ const args = yargs(hideBin(process.argv))
 async function measureHere(config: BenchConfig): Promise<Measurement> {
   const backend = await initBackend(args.device);
   const modelConfig: ModelConfig = { ...loadPreset(config.size), vocabSize: args.vocabSize, dropout: args.dropout };
-  modelConfig.maxSeqLen = Math.max(modelConfig.maxSeqLen, config.seq);
-  const model = new GPT(modelConfig, { seed: 0 });
-  const step = new TrainStep(model, new AdamW(model.parameters(), { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.01 }), 1.0);
-  const plan = args.microBatches === 'auto'
-    ? microBatchPlan(modelConfig, config.batch, config.seq, backend.backend, hasFusedCrossEntropy())
-    : { pieces: Number(args.microBatches), rows: config.batch / Number(args.microBatches) };
-  if (!Number.isInteger(plan.rows) || plan.rows < 1) throw new Error(`batch ${config.batch} does not split into ${args.microBatches} micro-batches`);
-  const rng = seedrandom(`bench-train:${config.name}`);
-  const n = plan.rows * config.seq;
-  const tokens = (): Int32Array => Int32Array.from({ length: n }, () => Math.floor(rng() * args.vocabSize));
-  const microBatches: Batch[] = Array.from({ length: plan.pieces }, () => ({
-    rows: plan.rows, T: config.seq, x: tokens(), y: tokens(), weights: new Float32Array(n).fill(1), targets: n,
-  }));
-  const times: number[] = [];
-  for (let i = 0; i < args.warmup + args.steps; i++) {
-    const t0 = performance.now();
-    step.run(microBatches, 3e-4, `bench-${i}`);
-    if (i >= args.warmup) times.push((performance.now() - t0) / 1000);
-  }
-  times.sort((a, b) => a - b);
-  const median = times[Math.floor(times.length / 2)]!;
+  const microBatches = args.microBatches === 'auto' ? 'auto' : Number(args.microBatches);
+  const speed = measureTrainingSpeed(
+    { modelConfig, batchSize: config.batch, seqLen: config.seq, steps: args.steps, warmup: args.warmup, microBatches, seed: `bench-train:${config.name}` },
+    backend,
+  );
   return {
     // The backend's name and whether the native kernels run, without the reasons it was chosen.
     engine: `gptmed ${backend.line.replace(/^backend: (.*?) \(.*\)/, '$1')}`,
-    tokens_per_s: Math.round((config.batch * config.seq) / median),
+    tokens_per_s: speed.tokensPerSec,
     peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
-    micro_batches: plan.pieces,
+    micro_batches: speed.microBatches,
   };
 }
 

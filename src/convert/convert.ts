@@ -12,7 +12,7 @@ import { checkInputFile, isUtf16File, looksBinary, type TextEncoding, type TextR
 import { Progress } from '../common/progress.js';
 import { readJson, readJsonl } from './json.js';
 import { formatQaPair, normalizeField, normalizePair, type QaPair } from './qa-format.js';
-import { STREAM_CHUNK_BYTES, type RowSource } from './rows.js';
+import { STREAM_CHUNK_BYTES, type Row, type RowSource } from './rows.js';
 import { ShuffleSpool } from './shuffle.js';
 import { isSqliteFile, readSqlite } from './sqlite.js';
 import { hasAnkiHeader, readTable } from './table.js';
@@ -61,6 +61,14 @@ export interface ConvertOptions {
   force?: boolean;
   /** No progress lines. */
   quiet?: boolean;
+  /** Sees each pair written and each row or pair skipped (gptmed-serve's dataset preview). */
+  observer?: ConvertObserver;
+}
+
+export interface ConvertObserver {
+  pair(pair: QaPair): void;
+  /** `where`: "line 7", "element 3" or "row 12" (what the input's rows are). */
+  skip(reason: string, where: string): void;
 }
 
 export interface ConvertSummary {
@@ -206,8 +214,10 @@ export async function convertFile(o: ConvertOptions): Promise<ConvertSummary> {
   const source = openSource(o, format);
   const filter = new PairFilter(o);
   const summary: ConvertSummary = { input: o.input, output: o.output, format, rowsRead: 0, pairsWritten: 0, skipped: {} };
-  const skip = (reason: string): void => {
+  const observer = o.observer;
+  const skip = (reason: string, row: Row): void => {
     summary.skipped[reason] = (summary.skipped[reason] ?? 0) + 1;
+    observer?.skip(reason, `${source.rowsAre} ${row.at ?? '?'}`);
   };
   const writer = new AtomicFileWriter(o.output, { append: appending });
   const spool = o.shuffle ? new ShuffleSpool(o.output) : null;
@@ -225,13 +235,14 @@ export async function convertFile(o: ConvertOptions): Promise<ConvertSummary> {
       });
       for (const row of rows) {
         summary.rowsRead++;
-        for (const reason of row.skipped) skip(reason);
+        for (const reason of row.skipped) skip(reason, row);
         for (const candidate of row.pairs) {
           const result = filter.check(candidate);
           if (typeof result === 'string') {
-            skip(result);
+            skip(result, row);
             continue;
           }
+          observer?.pair(result);
           const block = formatQaPair(result);
           if (spool) spool.add(block);
           else out.write(block);

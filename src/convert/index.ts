@@ -1,5 +1,5 @@
 /** The convert stage's public API: input files to Q&A text, and the Q&A text format itself. */
-export { convertFile, detectFormat, formatSummary, INPUT_FORMATS, type ConvertOptions, type ConvertSummary, type InputFormat } from './convert.js';
+export { convertFile, detectFormat, formatSummary, INPUT_FORMATS, type ConvertObserver, type ConvertOptions, type ConvertSummary, type InputFormat } from './convert.js';
 export {
   formatQa,
   formatQaPair,

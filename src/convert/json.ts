@@ -54,13 +54,18 @@ export function readJson(file: string, names: FieldNames, text: TextReadOptions 
     total = records.length;
     const batchSize = 1000;
     for (let start = 0; start < records.length; start += batchSize) {
-      const rows = records.slice(start, start + batchSize).map((r, i) => recordRow(r, `${file}: element ${start + i + 1}`, names));
+      const rows = records.slice(start, start + batchSize).map((r, i) => {
+        const row = recordRow(r, `${file}: element ${start + i + 1}`, names);
+        row.at = start + i + 1;
+        return row;
+      });
       done = start + rows.length;
       yield rows;
     }
   }
   return {
     unit: 'rows',
+    rowsAre: 'element',
     get total() {
       return total;
     },
@@ -88,7 +93,9 @@ export function readJsonl(file: string, names: FieldNames, text: TextReadOptions
         } catch (err) {
           throw new UserError(`${where}: invalid JSON: ${jsonErrorDetail(err, line).detail}; each line must be one JSON object`);
         }
-        rows.push(recordRow(value, where, names));
+        const row = recordRow(value, where, names);
+        row.at = lineNo;
+        rows.push(row);
       }
       return rows;
     };
@@ -102,6 +109,7 @@ export function readJsonl(file: string, names: FieldNames, text: TextReadOptions
   }
   return {
     unit: 'bytes',
+    rowsAre: 'line',
     total: fs.statSync(file).size,
     done: () => reader.bytesRead,
     batches,

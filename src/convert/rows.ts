@@ -6,12 +6,16 @@ export interface Row {
   pairs: QaPair[];
   /** Why parts of the row gave no pair ('missing column', 'system turn', ...), one entry each. */
   skipped: string[];
+  /** Where the row is in the input, counted as its source's `rowsAre` says (1-based); for messages only. */
+  at?: number;
 }
 
 export interface RowSource {
   /** What `done()` and `total` count, for the progress line. */
   unit: 'bytes' | 'rows';
   total?: number;
+  /** What a row's `at` counts: the line it starts on (tables, JSONL), the array element (JSON), the result row (SQLite). */
+  rowsAre: 'line' | 'element' | 'row';
   done(): number;
   /** Rows in input order, in batches (one per chunk read) to keep per-row overhead low. */
   batches(): AsyncIterable<Row[]>;

@@ -146,8 +146,10 @@ export function readSqlite(file: string, opts: SqliteOptions): RowSource {
         for (;;) {
           if (!sql(file, opts.query !== undefined ? `${file}: --query` : file, () => stmt.step())) break;
           const [q, a] = stmt.get();
-          rows.push(pairRow(q, a));
           done++;
+          const row = pairRow(q, a);
+          row.at = done;
+          rows.push(row);
           if (rows.length === batchSize) {
             yield rows;
             rows = [];
@@ -163,6 +165,7 @@ export function readSqlite(file: string, opts: SqliteOptions): RowSource {
   }
   return {
     unit: 'rows',
+    rowsAre: 'row',
     get total() {
       return total;
     },

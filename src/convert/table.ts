@@ -133,9 +133,9 @@ export function readTable(file: string, opts: TableOptions): RowSource {
         );
         const { question, answer } = columns;
         if (rec.fields.length <= Math.max(question, answer)) {
-          rows.push({ pairs: [], skipped: ['missing column'] });
+          rows.push({ pairs: [], skipped: ['missing column'], at: rec.line });
         } else {
-          rows.push({ pairs: [{ question: clean(rec.fields[question]), answer: clean(rec.fields[answer]) }], skipped: [] });
+          rows.push({ pairs: [{ question: clean(rec.fields[question]), answer: clean(rec.fields[answer]) }], skipped: [], at: rec.line });
         }
       }
       return rows;
@@ -149,6 +149,7 @@ export function readTable(file: string, opts: TableOptions): RowSource {
 
   return {
     unit: 'bytes',
+    rowsAre: 'line',
     total,
     done: () => reader.bytesRead,
     batches,

@@ -6,6 +6,7 @@
  */
 import type { Argv } from 'yargs';
 import type { GptmedCommand } from '../cli/command.js';
+import { trainDefaults } from '../train/config.js';
 
 export type Stage = 'convert' | 'train-tokenizer' | 'tokenize' | 'train';
 export const STAGES: readonly Stage[] = ['convert', 'train-tokenizer', 'tokenize', 'train'];
@@ -33,6 +34,10 @@ export interface JobKey {
   type: FlagType;
   choices?: readonly string[];
   stages: Stage[];
+  /** What the stage uses when the key is left out (null: none, or it depends, as a model shape on its preset). */
+  default: string | number | boolean | null;
+  /** The flag's --help line, without its "[default: ...]". */
+  description: string;
 }
 
 export interface JobConfig {
@@ -54,6 +59,18 @@ interface YargsOptions {
   boolean: string[];
   string: string[];
   choices: Record<string, readonly string[]>;
+  default: Record<string, unknown>;
+}
+
+type YargsWithInternals = Argv & {
+  getOptions(): YargsOptions;
+  getInternalMethods(): { getUsageInstance(): { getDescriptions(): Record<string, string | undefined> } };
+};
+
+/** gptmed-train gives no yargs defaults (a resumed run keeps its own): its defaults are configs/train.json's. */
+function stageDefault(stage: Stage, key: string, opts: YargsOptions, flag: string): JobKey['default'] {
+  const value = stage === 'train' ? (trainDefaults() as unknown as Record<string, unknown>)[key] : opts.default[flag];
+  return typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean' ? value : null;
 }
 
 /** The job keys with their types, from the stages' commands (loaded here: gptmed-train's pulls in tfjs). */
@@ -67,7 +84,9 @@ export async function loadJobKeys(): Promise<Map<string, JobKey>> {
   };
   const keys = new Map<string, JobKey>();
   for (const stage of STAGES) {
-    const opts = (commands[stage].builder(yargs([])) as Argv & { getOptions(): YargsOptions }).getOptions();
+    const built = commands[stage].builder(yargs([])) as YargsWithInternals;
+    const opts = built.getOptions();
+    const descriptions = built.getInternalMethods().getUsageInstance().getDescriptions();
     for (const key of JOB_KEYS[stage]) {
       const flag = kebab(key);
       const choices = opts.choices[flag];
@@ -78,7 +97,8 @@ export async function loadJobKeys(): Promise<Map<string, JobKey>> {
         if (known.type !== type) throw new Error(`job config key ${key}: a ${known.type} for gptmed-${known.stages[0]}, a ${type} for gptmed-${stage}`);
         known.stages.push(stage);
       } else {
-        keys.set(key, { key, flag, type, choices, stages: [stage] });
+        const description = (descriptions[flag] ?? '').replace(/\s*\[default: [^\]]*\]$/, '');
+        keys.set(key, { key, flag, type, choices, stages: [stage], default: stageDefault(stage, key, opts, flag), description });
       }
     }
   }

@@ -1,19 +1,37 @@
 /**
  * The training jobs routes: POST /v1/jobs (multipart: `file` and `config`), GET /v1/jobs, GET /v1/jobs/:id,
- * GET /v1/jobs/:id/events (server-sent events), POST /v1/jobs/:id/cancel, POST /v1/jobs/:id/resume.
+ * GET /v1/jobs/:id/events (server-sent events), POST /v1/jobs/:id/cancel, POST /v1/jobs/:id/resume; and
+ * POST /v1/datasets/preview (multipart, as a job's upload): what conversion makes of a file, nothing kept;
+ * GET /v1/options (every setting with its default and help) and POST /v1/jobs/estimate (a run's time).
  * The jobs themselves are jobs.ts's; the config's keys job-config.ts's.
  */
 import * as fs from 'node:fs';
-import { pipeline } from 'node:stream/promises';
+import * as path from 'node:path';
 import multipart from '@fastify/multipart';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { UserError } from '../common/errors.js';
+import type { ConvertOptions } from '../convert/convert.js';
+import { previewDataset } from '../dataset/preview.js';
 import { ApiError, notFound } from './errors.js';
-import { JobConfigError, jobConfigSchema, loadJobKeys, NAME_PATTERN, validateJobConfig } from './job-config.js';
-import { ENDED, jobView, JobManager, type Job, type JobEvent } from './jobs.js';
+import { JOB_KEYS, JobConfigError, jobConfigSchema, loadJobKeys, NAME_PATTERN, validateJobConfig, type JobConfig, type JobConfigSchema } from './job-config.js';
+import { Estimator, jobRun, paceKey } from './estimate.js';
+import { ENDED, isQaText, jobView, JobManager, safeFilename, type Job, type JobEvent } from './jobs.js';
+import { optionsView } from './options.js';
 import type { ServeOptions } from './server.js';
+import { receiveUpload } from './upload.js';
 
 /** Longest wait between two writes on an event stream (a comment line keeps proxies from closing it). */
 const KEEPALIVE_MS = 15_000;
+
+/** `config`'s text checked against the schema: a 400 naming the key when it is wrong. */
+function parseConfig(text: string | undefined, schema: JobConfigSchema): JobConfig {
+  try {
+    return validateJobConfig(text, schema);
+  } catch (err) {
+    if (err instanceof JobConfigError) throw new ApiError(400, err.message, err.param, 'invalid_request_error', 'invalid_config');
+    throw err;
+  }
+}
 
 interface IdParams {
   id: string;
@@ -42,48 +60,67 @@ export async function jobRoutes(app: FastifyInstance, opts: { serve: ServeOption
   };
 
   app.post('/v1/jobs', async (request, reply) => {
-    if (!request.isMultipart()) {
-      throw new ApiError(400, 'file: POST /v1/jobs takes multipart/form-data with a field `file` (the data) and a field `config` (JSON)', 'file', 'invalid_request_error', 'missing_file');
-    }
-    let upload: string | null = null;
-    let filename = '';
-    let bytes = 0;
-    let configText: string | undefined;
+    const upload = await receiveUpload(request, manager.uploadPath(), 'POST /v1/jobs', serve.maxUploadMb);
     try {
-      for await (const part of request.parts()) {
-        if (part.fieldname === 'config') {
-          // A text field, or a file (curl -F config=@config.json).
-          configText = part.type === 'file' ? (await part.toBuffer()).toString('utf8') : String(part.value);
-        } else if (part.fieldname === 'file' && part.type === 'file') {
-          upload = manager.uploadPath();
-          filename = part.filename;
-          await pipeline(part.file, fs.createWriteStream(upload, { flags: 'wx' }));
-          bytes = fs.statSync(upload).size;
-        } else {
-          if (part.type === 'file') part.file.resume();
-          throw new ApiError(400, `${part.fieldname}: unknown field; POST /v1/jobs takes \`file\` (the data file) and \`config\` (JSON)`, part.fieldname, 'invalid_request_error', 'unknown_field');
-        }
-      }
-      if (!upload) throw new ApiError(400, 'file: missing; send the data file as the multipart file field `file`', 'file', 'invalid_request_error', 'missing_file');
-      let config;
-      try {
-        config = validateJobConfig(configText, schema);
-      } catch (err) {
-        if (err instanceof JobConfigError) throw new ApiError(400, err.message, err.param, 'invalid_request_error', 'invalid_config');
-        throw err;
-      }
-      const job = manager.create({ upload, filename, bytes, config });
-      upload = null; // moved into the job's directory
+      const config = parseConfig(upload.configText, schema);
+      const job = manager.create({ upload: upload.file, filename: upload.filename, bytes: upload.bytes, config });
+      upload.file = ''; // moved into the job's directory
       reply.code(201);
       return jobView(job);
-    } catch (err) {
-      if ((err as { code?: string }).code === 'FST_REQ_FILE_TOO_LARGE') {
-        throw new ApiError(413, `file: larger than this server takes (--max-upload-mb ${serve.maxUploadMb})`, 'file', 'invalid_request_error', 'file_too_large');
-      }
-      throw err;
     } finally {
-      if (upload) fs.rmSync(upload, { force: true });
+      if (upload.file) fs.rmSync(upload.file, { force: true });
     }
+  });
+
+  app.post('/v1/datasets/preview', async (request) => {
+    const upload = await receiveUpload(request, manager.uploadPath(), 'POST /v1/datasets/preview', serve.maxUploadMb);
+    try {
+      const config = parseConfig(upload.configText, schema);
+      const other = Object.keys(config).filter((k) => !keys.get(k)?.stages.includes('convert'));
+      if (other.length > 0) {
+        throw new ApiError(400, `config.${other[0]}: not a conversion setting; the preview takes ${JOB_KEYS.convert.join(', ')}`, `config.${other[0]}`, 'invalid_request_error', 'invalid_config');
+      }
+      // Converted under the client's extension, as a job's upload is: it tells the format.
+      const named = `${upload.file}${path.extname(safeFilename(upload.filename))}`;
+      fs.renameSync(upload.file, named);
+      upload.file = named;
+      const qaText = config.format === undefined && isQaText(upload.file);
+      const preview = await previewDataset({ ...(config as Partial<ConvertOptions>), input: upload.file, qaText }).catch((err: unknown) => {
+        // The converter names the file it read: the client knows it by its own name.
+        if (err instanceof UserError) throw new ApiError(400, err.message.split(upload.file).join(upload.filename), 'file', 'invalid_request_error', 'unreadable_data');
+        throw err;
+      });
+      return { object: 'dataset.preview', filename: upload.filename, bytes: upload.bytes, ...preview };
+    } finally {
+      fs.rmSync(upload.file, { force: true });
+    }
+  });
+
+  app.get('/v1/options', async () => optionsView(keys));
+
+  // Tokens/s of the jobs that trained here (their last logged figure), by what decides the pace.
+  const estimator = new Estimator(() => {
+    const paces = new Map<string, { tokensPerSec: number; job: string }>();
+    for (const job of manager.list()) {
+      const tokensPerSec = job.record.progress.tokensPerSec;
+      if (tokensPerSec === null) continue;
+      try {
+        paces.set(paceKey(jobRun(job.record.config, keys)), { tokensPerSec, job: job.record.id });
+      } catch {
+        // A job whose settings no longer resolve tells nothing about this machine's pace.
+      }
+    }
+    return paces;
+  });
+
+  app.post<{ Body: { config?: unknown; pairs?: unknown } }>('/v1/jobs/estimate', async (request) => {
+    const body = request.body;
+    if (typeof body !== 'object' || body === null) throw new ApiError(400, 'body: a JSON object {"config": {...}, "pairs": N}', null, 'invalid_request_error', 'invalid_value');
+    const extra = Object.keys(body).find((k) => k !== 'config' && k !== 'pairs');
+    if (extra) throw new ApiError(400, `${extra}: unknown field; the body holds \`config\` and \`pairs\``, extra, 'invalid_request_error', 'unknown_field');
+    if (!Number.isInteger(body.pairs) || (body.pairs as number) < 1) throw new ApiError(400, 'pairs: the number of Q&A pairs, a whole number from 1 (the preview gives it)', 'pairs', 'invalid_request_error', 'invalid_value');
+    const config = parseConfig(JSON.stringify(body.config ?? {}), schema);
+    return { object: 'job.estimate', ...(await estimator.estimate(jobRun(config, keys), body.pairs as number)) };
   });
 
   app.get('/v1/jobs', async () => ({ object: 'list', data: manager.list().map(jobView) }));

@@ -254,13 +254,14 @@ function errorLineIn(logFile: string, from: number, stage: Stage): string | null
   return lines.length > 0 ? lines[lines.length - 1].trim() : null;
 }
 
-const safeFilename = (name: string): string => {
+/** A client's file name as a plain file name under our control (its extension kept: it tells the format). */
+export const safeFilename = (name: string): string => {
   const base = path.basename(name.replace(/\\/g, '/')).replace(/[^A-Za-z0-9._-]/g, '_').replace(/^[._]+/, '');
   return base.slice(-100) || 'data';
 };
 
 /** Whether the file is Q&A text already ("Q:" first, after a byte order mark and blank lines). */
-function isQaText(file: string): boolean {
+export function isQaText(file: string): boolean {
   const fd = fs.openSync(file, 'r');
   try {
     const buf = Buffer.alloc(4096);

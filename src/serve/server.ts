@@ -9,6 +9,7 @@ import { UsageError, UserError } from '../common/errors.js';
 import { ApiError, installErrorHandler } from './errors.js';
 import { inferenceRoutes } from './inference.js';
 import { jobRoutes } from './job-routes.js';
+import { pageRoutes } from './page.js';
 
 export interface ServeOptions {
   /** Run directories under it are the models; training jobs write theirs here. */
@@ -86,6 +87,7 @@ export async function createServer(options: ServeOptions): Promise<FastifyInstan
   app.get('/health', async () => ({ status: 'ok' }));
   await app.register(inferenceRoutes, { serve: options });
   await app.register(jobRoutes, { serve: options });
+  await app.register(pageRoutes);
   return app;
 }
 
