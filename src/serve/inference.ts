@@ -1,6 +1,7 @@
 /**
  * The OpenAI-compatible inference routes: GET /v1/models (and /v1/models/:id), POST /v1/chat/completions
- * and POST /v1/completions, plain or streamed as server-sent events. Every body is checked against a strict
+ * and POST /v1/completions, plain or streamed as server-sent events; a model's checkpoint and exports as files
+ * (model-files.ts). Every body is checked against a strict
  * JSON schema (chat.ts; no type coercion, unknown fields refused); generation is gptmed's own generate()
  * with the same sampler as gptmed-generate. At most --max-concurrent generations run at once (limiter.ts);
  * a client that disconnects stops its generation at the next token; when the server closes, open
@@ -27,6 +28,7 @@ import {
 } from './chat.js';
 import { ApiError } from './errors.js';
 import { Limiter } from './limiter.js';
+import { modelFileRoutes } from './model-files.js';
 import { ModelRegistry, type ModelEntry } from './models.js';
 import type { ServeOptions } from './server.js';
 
@@ -181,6 +183,7 @@ export async function inferenceRoutes(app: FastifyInstance, opts: { serve: Serve
 
   app.get('/v1/models', async () => ({ object: 'list', data: models.list().map(modelObject) }));
   app.get<{ Params: { id: string } }>('/v1/models/:id', async (request) => modelObject(models.find(request.params.id)));
+  modelFileRoutes(app, models, serve.runsDir);
 
   async function complete(kind: Kind, body: OptionsBody, prompt: () => Conversation, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
     checkNeutralFields(body, kind);
