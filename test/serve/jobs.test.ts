@@ -170,6 +170,21 @@ describe('training jobs over HTTP', () => {
     assert.deepEqual(metrics, records);
     assert.deepEqual([metrics[0].type, metrics.at(-1)!.type], ['start', 'stop']);
 
+    // A run of the same shape is now estimated from this job's measured pace, not by measuring again.
+    const estimate = await fetch(`${s.url}/v1/jobs/estimate`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ config: { ...tiny, maxSteps: 60 }, pairs: 300 }),
+      signal: AbortSignal.timeout(20_000),
+    });
+    const e = (await estimate.json()) as { steps: number; tokensPerSec: number; seconds: number; basis: string };
+    assert.equal(estimate.status, 200, JSON.stringify(e));
+    // (The second job, of the same shape, may be training by now: its figure is as good.)
+    assert.match(e.basis, new RegExp(`^tokens/s of job (faq|${secondId}) \\(same shape, batch and row length\\)`));
+    assert.ok(e.tokensPerSec > 0);
+    assert.equal(e.steps, 60);
+    assert.equal(e.seconds, Math.round((60 * 8 * 63) / e.tokensPerSec));
+
     // The job's run directory is a model the server answers with, under the job's id.
     const models = (await request(s, 'GET', '/v1/models')).body as { data: Array<{ id: string }> };
     assert.ok(models.data.some((m) => m.id === 'faq'), JSON.stringify(models));
