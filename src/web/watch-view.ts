@@ -1,0 +1,239 @@
+/**
+ * The Watch tab: the list of jobs with their states (GET /v1/jobs, asked every few seconds), and the
+ * selected job: its stage, step of total steps and ETA, cancel and resume, and live charts of train loss,
+ * val loss (against the unigram baseline), learning rate and tokens/s fed by the job's event stream.
+ * Since the stream replays a job's history, a page reloaded mid-run shows the whole curve so far.
+ */
+import { getJson, postEmpty } from './api.js';
+import { clearError, showError } from './alerts.js';
+import { LiveChart } from './charts.js';
+import { byId, el, replaceChildren } from './dom.js';
+import { formatDate, formatDuration, formatLoss, formatRate } from './format.js';
+import { followJob, type JobListener } from './job-stream.js';
+import { ENDED_STATES, type JobState, type JobView, type MetricsRecord, type StateEvent } from './types.js';
+
+const POLL_MS = 2000;
+
+/** What the event stream has said of the selected job so far (fresher than the polled job view). */
+interface LiveProgress {
+  state: StateEvent | null;
+  step: number | null;
+  totalSteps: number | null;
+  trainLoss: number | null;
+  valLoss: number | null;
+  tokensPerSec: number | null;
+  stop: string | null;
+}
+
+const noProgress = (): LiveProgress => ({ state: null, step: null, totalSteps: null, trainLoss: null, valLoss: null, tokensPerSec: null, stop: null });
+
+export class WatchView {
+  private jobs: JobView[] = [];
+  private selected: string | null = null;
+  private live = noProgress();
+  private following: AbortController | null = null;
+  /** When the last stream ended (ms): a job list asked for before then may still call the job running. */
+  private streamEndedAt = 0;
+  private readonly charts = {
+    trainLoss: new LiveChart(byId('chart-train-loss'), { label: 'train loss', color: '#1f5fbf', format: (v) => v.toFixed(2) }),
+    valLoss: new LiveChart(byId('chart-val-loss'), { label: 'val loss', color: '#b3261e', format: (v) => v.toFixed(2) }),
+    lr: new LiveChart(byId('chart-lr'), { label: 'learning rate', color: '#2e7d32', format: (v) => (v === 0 ? '0' : v.toExponential(1)) }),
+    tokensPerSec: new LiveChart(byId('chart-tokens'), { label: 'tokens/s', color: '#6a3fa0', format: (v) => formatRate(v) }),
+  };
+
+  constructor(
+    /** Told the job now selected, so the page can remember it across a reload. */
+    private readonly onSelect: (id: string | null) => void,
+    /** Told when a job has just succeeded: there is a new model. */
+    private readonly onModelReady: (job: JobView) => void,
+  ) {
+    byId('job-cancel').addEventListener('click', () => void this.act('cancel'));
+    byId('job-resume').addEventListener('click', () => void this.act('resume'));
+    this.renderDetail();
+  }
+
+  /** Start polling the jobs list; `initial` is the job the URL (or this tab's storage) remembered. */
+  start(initial: string | null): void {
+    if (initial) this.select(initial);
+    void this.pollForever();
+  }
+
+  /** A job the page just created: show it at once. */
+  add(job: JobView): void {
+    this.jobs = [...this.jobs.filter((j) => j.id !== job.id), job];
+    this.renderList();
+    this.select(job.id);
+  }
+
+  select(id: string): void {
+    if (this.selected === id && this.following) return;
+    this.selected = id;
+    this.onSelect(id);
+    this.follow();
+    this.renderList();
+    this.renderDetail();
+  }
+
+  private async pollForever(): Promise<void> {
+    for (;;) {
+      await this.refresh();
+      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    }
+  }
+
+  private async refresh(): Promise<void> {
+    const askedAt = Date.now();
+    try {
+      const list = await getJson<{ data: JobView[] }>('/v1/jobs');
+      clearError('jobs');
+      this.noticeNewModels(list.data);
+      this.jobs = list.data;
+    } catch (err) {
+      showError(err, 'Listing the jobs', 'jobs');
+      return;
+    }
+    if (this.selected === null && this.jobs.length > 0) this.select(this.mostInteresting().id);
+    // A job resumed (here or elsewhere) streams again; its stream had ended with it.
+    const job = this.selectedJob();
+    if (job && !ENDED_STATES.has(job.state) && !this.following && askedAt > this.streamEndedAt) this.follow();
+    this.renderList();
+    this.renderDetail();
+  }
+
+  private noticeNewModels(fresh: JobView[]): void {
+    for (const job of fresh) {
+      const before = this.jobs.find((j) => j.id === job.id);
+      if (job.state === 'succeeded' && before && before.state !== 'succeeded') this.onModelReady(job);
+    }
+  }
+
+  /** The running job, else the newest one. */
+  private mostInteresting(): JobView {
+    return this.jobs.find((j) => j.state === 'running') ?? this.jobs[this.jobs.length - 1];
+  }
+
+  private selectedJob(): JobView | undefined {
+    return this.jobs.find((j) => j.id === this.selected);
+  }
+
+  private follow(): void {
+    this.following?.abort();
+    const id = this.selected;
+    if (!id) return;
+    const controller = new AbortController();
+    this.following = controller;
+    void followJob(id, this.listener(), controller.signal).finally(() => {
+      if (this.following !== controller) return;
+      this.following = null;
+      this.streamEndedAt = Date.now();
+    });
+  }
+
+  private listener(): JobListener {
+    return {
+      reset: () => {
+        this.live = noProgress();
+        for (const chart of Object.values(this.charts)) chart.clear();
+        this.renderDetail();
+      },
+      state: (event) => {
+        this.live.state = event;
+        this.renderDetail();
+        this.renderList();
+      },
+      metrics: (record) => {
+        this.plot(record);
+        this.renderDetail();
+      },
+    };
+  }
+
+  private plot(r: MetricsRecord): void {
+    const c = this.charts;
+    if (r.type === 'start') {
+      this.live.totalSteps = r.totalSteps;
+      for (const chart of Object.values(c)) chart.setLastStep(r.totalSteps);
+      c.valLoss.setBaseline(r.unigramBaseline);
+    } else if (r.type === 'train') {
+      Object.assign(this.live, { step: r.step, trainLoss: r.loss, tokensPerSec: r.tokensPerSec });
+      c.trainLoss.add(r.step, r.loss);
+      c.lr.add(r.step, r.lr);
+      c.tokensPerSec.add(r.step, r.tokensPerSec);
+    } else if (r.type === 'eval') {
+      this.live.valLoss = r.valLoss;
+      c.valLoss.add(r.step, r.valLoss);
+      c.valLoss.setBaseline(r.unigramBaseline);
+    } else {
+      this.live.stop = `stopped at step ${r.step} (${r.reason}); best val loss ${formatLoss(r.bestValLoss)} at step ${r.bestStep}`;
+    }
+  }
+
+  private async act(action: 'cancel' | 'resume'): Promise<void> {
+    const id = this.selected;
+    if (!id) return;
+    const button = byId<HTMLButtonElement>(`job-${action}`);
+    button.disabled = true;
+    button.textContent = action === 'cancel' ? 'Cancelling…' : 'Resuming…';
+    try {
+      const job = await postEmpty<JobView>(`/v1/jobs/${encodeURIComponent(id)}/${action}`);
+      clearError(action);
+      this.jobs = this.jobs.map((j) => (j.id === job.id ? job : j));
+      if (action === 'resume') this.follow();
+    } catch (err) {
+      showError(err, action === 'cancel' ? `Cancelling ${id}` : `Resuming ${id}`, action);
+    } finally {
+      button.textContent = action === 'cancel' ? 'Cancel' : 'Resume';
+      this.renderDetail();
+    }
+  }
+
+  private renderList(): void {
+    const items = [...this.jobs].reverse().map((job) => {
+      // The selected job's stream is fresher than the list (asked every few seconds).
+      const live = job.id === this.selected ? this.live : noProgress();
+      const state = live.state?.state ?? job.state;
+      const button = el(
+        'button',
+        { type: 'button', class: 'job-item', 'aria-current': job.id === this.selected ? 'true' : null, 'data-job': job.id },
+        el('span', { class: 'job-name' }, job.id),
+        el('span', { class: `badge state-${state}` }, state),
+        el('span', { class: 'hint' }, progressText(state, live.step ?? job.step, live.totalSteps ?? job.totalSteps, job.stage), ' · ', formatDate(new Date(job.createdAt))),
+      );
+      button.addEventListener('click', () => this.select(job.id));
+      return el('li', {}, button);
+    });
+    replaceChildren(byId('job-list'), ...(items.length > 0 ? items : [el('li', { class: 'hint' }, 'No jobs yet: start one on the Train tab.')]));
+  }
+
+  private renderDetail(): void {
+    const job = this.selectedJob();
+    const id = this.selected;
+    byId('job-title').textContent = id ? `Job ${id}` : 'No job selected';
+    const state = this.live.state?.state ?? job?.state ?? null;
+    const stage = this.live.state?.stage ?? job?.stage ?? null;
+    const step = this.live.step ?? job?.step ?? null;
+    const total = this.live.totalSteps ?? job?.totalSteps ?? null;
+    const running = state === 'running' || state === 'queued';
+    const facts: Array<[string, string, string]> = [
+      ['state', 'State', state ?? '–'],
+      ['stage', 'Stage', stage ?? '–'],
+      ['step', 'Step', step === null ? '–' : total ? `${step} / ${total}` : String(step)],
+      ['eta', 'ETA', running && job?.etaSeconds !== null && job?.etaSeconds !== undefined ? formatDuration(job.etaSeconds) : '–'],
+      ['train-loss', 'Train loss', formatLoss(this.live.trainLoss ?? job?.trainLoss)],
+      ['val-loss', 'Val loss', formatLoss(this.live.valLoss ?? job?.valLoss)],
+      ['tokens', 'Tokens/s', (this.live.tokensPerSec ?? job?.tokensPerSec) ? formatRate((this.live.tokensPerSec ?? job?.tokensPerSec)!) : '–'],
+    ];
+    replaceChildren(byId('job-facts'), ...facts.flatMap(([key, name, value]) => [el('dt', {}, name), el('dd', { id: `job-${key}` }, value)]));
+    const error = this.live.state?.error ?? job?.error ?? null;
+    byId('job-message').textContent = error ? `Error: ${error}` : (this.live.stop ?? '');
+    byId<HTMLButtonElement>('job-cancel').disabled = !id || !running;
+    byId<HTMLButtonElement>('job-resume').disabled = !id || !(state === 'cancelled' || state === 'interrupted');
+    byId('job-detail').dataset.state = state ?? '';
+  }
+}
+
+function progressText(state: JobState, step: number | null, totalSteps: number | null, stage: string | null): string {
+  if (state === 'queued') return 'waiting';
+  if (step !== null && totalSteps) return `step ${step} / ${totalSteps}`;
+  return stage ?? '';
+}
