@@ -17,7 +17,11 @@ export function errorText(err: unknown, doing?: string): string {
   return doing ? `${doing}: ${message}` : message;
 }
 
+/** The key of the one message every request that found no server shares (cleared by the next answer). */
+export const UNREACHABLE = 'unreachable';
+
 export function showError(err: unknown, doing?: string, key = doing ?? 'general'): void {
+  if (err instanceof ApiError && err.status === 0) return showUnreachable(err);
   clearError(key);
   const dismiss = el('button', { type: 'button', class: 'link', 'aria-label': 'Dismiss this message' }, 'Dismiss');
   const message = el('p', { class: 'alert', 'data-key': key }, el('span', {}, errorText(err, doing)), ' ', dismiss);
@@ -29,4 +33,10 @@ export function clearError(key: string): void {
   for (const node of area().querySelectorAll<HTMLElement>('.alert')) {
     if (node.dataset.key === key) node.remove();
   }
+}
+
+/** One message however many requests failed: what they were doing matters less than that nothing answers. */
+function showUnreachable(err: ApiError): void {
+  if (area().querySelector(`.alert[data-key="${UNREACHABLE}"]`)) return;
+  area().append(el('p', { class: 'alert', 'data-key': UNREACHABLE }, err.message));
 }

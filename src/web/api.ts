@@ -24,11 +24,17 @@ const KEY_STORAGE = 'gptmed.apiKey';
 export type KeyPrompt = (refused: boolean) => Promise<string>;
 
 let askForKey: KeyPrompt | null = null;
+/** Told whenever the server answers (anything): the page then drops its "unreachable" message. */
+let onAnswer: (() => void) | null = null;
 /** The key form being shown, shared by every request that got a 401 meanwhile (one form, not one per request). */
 let keyBeingAsked: Promise<string> | null = null;
 
 export function setKeyPrompt(prompt: KeyPrompt): void {
   askForKey = prompt;
+}
+
+export function setAnswerListener(listener: () => void): void {
+  onAnswer = listener;
 }
 
 function storedKey(): string | null {
@@ -47,6 +53,8 @@ function newKey(refused: boolean): Promise<string> {
     });
   return keyBeingAsked;
 }
+
+const unreachable = (): ApiError => new ApiError('The server is unreachable: is gptmed-serve still running? The page keeps trying.', 0);
 
 export function isAbort(err: unknown): boolean {
   return err instanceof DOMException && err.name === 'AbortError';
@@ -80,8 +88,9 @@ export async function apiFetch(path: string, init: RequestInit = {}): Promise<Re
       response = await fetch(path, { ...init, headers });
     } catch (err) {
       if (isAbort(err)) throw err;
-      throw new ApiError('The server is unreachable: is gptmed-serve still running? The page retries by itself where it can.', 0);
+      throw unreachable();
     }
+    onAnswer?.();
     if (response.status === 401 && askForKey) {
       // Another request may already have got a new key since this one was sent: then just retry with it.
       if (storedKey() === key) await newKey(key !== null);
@@ -142,7 +151,13 @@ export async function* readEvents(body: ReadableStream<Uint8Array>): AsyncGenera
   let buffer = '';
   try {
     for (;;) {
-      const { value, done } = await reader.read();
+      let chunk: ReadableStreamReadResult<Uint8Array>;
+      try {
+        chunk = await reader.read();
+      } catch (err) {
+        throw isAbort(err) ? err : unreachable(); // the connection was cut mid-stream
+      }
+      const { value, done } = chunk;
       if (done) return;
       // Normalise line ends; a trailing \r waits for the next chunk, which may start with its \n.
       buffer = (buffer + decoder.decode(value, { stream: true })).replace(/\r\n|\r(?!$)/g, '\n');

@@ -3,8 +3,8 @@
  * only connects them: the picked data goes to the Train tab, a started job to the Watch tab, a finished
  * job's model to the Models and Playground tabs.
  */
-import { ApiError, setKeyPrompt } from './api.js';
-import { showError } from './alerts.js';
+import { ApiError, setAnswerListener, setKeyPrompt } from './api.js';
+import { clearError, showError, UNREACHABLE } from './alerts.js';
 import { DataView } from './data-view.js';
 import { byId, sleep } from './dom.js';
 import { askForKey } from './key-form.js';
@@ -20,6 +20,7 @@ window.addEventListener('error', (event) => showError(event.error ?? event.messa
 window.addEventListener('unhandledrejection', (event) => showError(event.reason, 'Page error', 'page'));
 
 setKeyPrompt(askForKey);
+setAnswerListener(() => clearError(UNREACHABLE));
 
 const initial = readLocation();
 let selectedJob = initial.job;
@@ -53,7 +54,6 @@ const tabs = new Tabs((tab: TabName, previous) => {
   if (previous === 'train') train.onHide();
   if (tab === 'train') train.onShow();
   if (tab === 'models' || tab === 'playground') void models.refresh();
-  if (tab === 'playground') byId('play-question').focus({ preventScroll: true });
 });
 
 /** The settings forms need GET /v1/options; until it answers they say so, and it is asked again. */

@@ -46,7 +46,8 @@ export class ModelsView {
       replaceChildren(list, el('p', { id: 'no-models' }, 'No models yet: a job that finishes training becomes one.'));
       return;
     }
-    replaceChildren(list, ...[...this.models].reverse().map((m) => this.card(m)));
+    const newestFirst = [...this.models].sort((a, b) => b.created - a.created);
+    replaceChildren(list, ...newestFirst.map((m) => this.card(m)));
   }
 
   private card(m: ModelInfo): HTMLElement {

@@ -26,6 +26,7 @@ export function readLocation(): PageLocation {
 
 export function writeLocation(where: PageLocation): void {
   if (where.job) sessionStorage.setItem(JOB_STORAGE, where.job);
+  else sessionStorage.removeItem(JOB_STORAGE);
   const hash = where.tab === 'watch' && where.job ? `#watch/${encodeURIComponent(where.job)}` : `#${where.tab}`;
   if (location.hash !== hash) history.replaceState(null, '', hash);
 }

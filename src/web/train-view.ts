@@ -147,11 +147,23 @@ export class TrainView {
     const size = this.chosenSize();
     if (size === 'custom') Object.assign(config, readSettings(this.shapeFields.values()));
     else config.modelSize = size;
-    const lengthKey = this.chosenLength() === 'steps' ? 'maxSteps' : 'numEpochs';
-    const length = this.lengthFields.get(lengthKey)?.read();
-    if (length !== undefined) config[lengthKey] = length;
-    else if (lengthKey === 'maxSteps') throw new Error('Steps: say how many optimizer steps to train for (or choose epochs)');
+    Object.assign(config, this.lengthConfig());
     return config;
+  }
+
+  /**
+   * Steps or epochs. gptmed-train stops at whichever of --max-steps and --num-epochs comes first, and
+   * --num-epochs defaults to 10, so "400 steps" alone could stop sooner; every epoch is at least one
+   * step, so asking for as many epochs as steps leaves the step count to decide.
+   */
+  private lengthConfig(): Record<string, SettingValue> {
+    if (this.chosenLength() === 'epochs') {
+      const epochs = this.lengthFields.get('numEpochs')?.read();
+      return epochs === undefined ? {} : { numEpochs: epochs };
+    }
+    const steps = this.lengthFields.get('maxSteps')?.read();
+    if (typeof steps !== 'number') throw new Error('Steps: say how many optimizer steps to train for (or choose epochs)');
+    return { maxSteps: steps, numEpochs: steps };
   }
 
   private usableData(): boolean {

@@ -34,6 +34,10 @@ export class WatchView {
   private following: AbortController | null = null;
   /** When the last stream ended (ms): a job list asked for before then may still call the job running. */
   private streamEndedAt = 0;
+  /** When the selection last changed (ms): a job list asked for before then may not hold it yet. */
+  private selectedAt = 0;
+  /** The job the URL named when the page opened, until the first jobs list says whether it exists. */
+  private remembered: string | null = null;
   private readonly charts = {
     trainLoss: new LiveChart(byId('chart-train-loss'), { label: 'train loss', color: '#1f5fbf', format: (v) => v.toFixed(2) }),
     valLoss: new LiveChart(byId('chart-val-loss'), { label: 'val loss', color: '#b3261e', format: (v) => v.toFixed(2) }),
@@ -52,9 +56,12 @@ export class WatchView {
     this.renderDetail();
   }
 
-  /** Start polling the jobs list; `initial` is the job the URL (or this tab's storage) remembered. */
-  start(initial: string | null): void {
-    if (initial) this.select(initial);
+  /**
+   * Start polling the jobs list. `remembered` is the job the URL (or this tab's storage) named: it is
+   * selected once the list shows it still exists, else the running or newest job is.
+   */
+  start(remembered: string | null): void {
+    this.remembered = remembered;
     void this.pollForever();
   }
 
@@ -68,6 +75,7 @@ export class WatchView {
   select(id: string): void {
     if (this.selected === id && this.following) return;
     this.selected = id;
+    this.selectedAt = Date.now();
     this.onSelect(id);
     this.follow();
     this.renderList();
@@ -92,7 +100,10 @@ export class WatchView {
       showError(err, 'Listing the jobs', 'jobs');
       return;
     }
-    if (this.selected === null && this.jobs.length > 0) this.select(this.mostInteresting().id);
+    if (this.selected !== null && askedAt > this.selectedAt && !this.selectedJob()) this.forget();
+    if (this.selected === null && this.jobs.length > 0) this.select(this.jobs.find((j) => j.id === this.remembered)?.id ?? this.mostInteresting().id);
+    else if (this.selected === null && this.remembered) this.onSelect(null); // it is gone: the URL stops naming it
+    this.remembered = null;
     // A job resumed (here or elsewhere) streams again; its stream had ended with it.
     const job = this.selectedJob();
     if (job && !ENDED_STATES.has(job.state) && !this.following && askedAt > this.streamEndedAt) this.follow();
@@ -105,6 +116,17 @@ export class WatchView {
       const before = this.jobs.find((j) => j.id === job.id);
       if (job.state === 'succeeded' && before && before.state !== 'succeeded') this.onModelReady(job);
     }
+  }
+
+  /** A remembered job the server no longer lists (another --runs-dir, a deleted run): let it go quietly. */
+  private forget(): void {
+    this.following?.abort();
+    this.following = null;
+    this.selected = null;
+    this.live = noProgress();
+    for (const chart of Object.values(this.charts)) chart.clear();
+    clearError('events');
+    this.onSelect(null);
   }
 
   /** The running job, else the newest one. */

@@ -213,6 +213,11 @@ describe('the page: data, train, watch, playground, models', { timeout: 170_000 
     const whileRunning = new Set(samples.filter(([state, n]) => state === 'running' && n > 0).map(([, n]) => n));
     assert.ok(whileRunning.size >= 2, `the loss chart gained points while the job ran: ${[...whileRunning].join(', ')}`);
 
+    // The job got what the form says, and nothing else: unchanged settings are left to the commands' defaults.
+    const job = (await (await fetch(`${url}/v1/jobs/${JOB}`, { signal: AbortSignal.timeout(WAIT_MS) })).json()) as { config: Record<string, unknown> };
+    const expected = { ...Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, Number(v)])), numEpochs: STEPS, name: JOB };
+    assert.deepEqual(job.config, expected);
+
     // The charts hold every record of the stream; the step line says the run is done.
     const records = await metricsRecords(url, JOB);
     await page.waitForFunction((n) => Number((document.querySelector('#chart-train-loss') as PageElement).dataset.points) === n, {}, records.train);
