@@ -41,12 +41,20 @@ function storedKey(): string | null {
   return sessionStorage.getItem(KEY_STORAGE);
 }
 
+/** Set when the user closed the key form without a key: the page stops asking (a reload asks again). */
+let keyDeclined: ApiError | null = null;
+
 function newKey(refused: boolean): Promise<string> {
   if (!askForKey) return Promise.reject(new ApiError('This server needs an API key.', 401));
+  if (keyDeclined) return Promise.reject(keyDeclined);
   keyBeingAsked ??= askForKey(refused)
     .then((key) => {
       sessionStorage.setItem(KEY_STORAGE, key);
       return key;
+    })
+    .catch((err: unknown) => {
+      keyDeclined = err instanceof ApiError ? err : new ApiError(String(err), 401);
+      throw keyDeclined;
     })
     .finally(() => {
       keyBeingAsked = null;

@@ -13,6 +13,7 @@ import { followJob, type JobListener } from './job-stream.js';
 import { ENDED_STATES, type JobState, type JobView, type MetricsRecord, type StateEvent } from './types.js';
 
 const POLL_MS = 2000;
+const RENDER_MS = 100;
 
 /** What the event stream has said of the selected job so far (fresher than the polled job view). */
 interface LiveProgress {
@@ -38,6 +39,7 @@ export class WatchView {
   private selectedAt = 0;
   /** The job the URL named when the page opened, until the first jobs list says whether it exists. */
   private remembered: string | null = null;
+  private renderTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly charts = {
     trainLoss: new LiveChart(byId('chart-train-loss'), { label: 'train loss', color: '#1f5fbf', format: (v) => v.toFixed(2) }),
     valLoss: new LiveChart(byId('chart-val-loss'), { label: 'val loss', color: '#b3261e', format: (v) => v.toFixed(2) }),
@@ -156,16 +158,15 @@ export class WatchView {
       reset: () => {
         this.live = noProgress();
         for (const chart of Object.values(this.charts)) chart.clear();
-        this.renderDetail();
+        this.renderSoon();
       },
       state: (event) => {
         this.live.state = event;
-        this.renderDetail();
-        this.renderList();
+        this.renderSoon();
       },
       metrics: (record) => {
         this.plot(record);
-        this.renderDetail();
+        this.renderSoon();
       },
     };
   }
@@ -209,17 +210,39 @@ export class WatchView {
     }
   }
 
+  /** Redraw the list and the job's facts soon, once for many events (a replayed history is thousands). */
+  private renderSoon(): void {
+    this.renderTimer ??= setTimeout(() => {
+      this.renderTimer = null;
+      this.renderList();
+      this.renderDetail();
+    }, RENDER_MS);
+  }
+
+  /** A job as known now: what its stream said, where it said it, over the polled job view. */
+  private now(job: JobView | undefined, live: LiveProgress): JobNow {
+    return {
+      state: live.state?.state ?? job?.state ?? null,
+      stage: live.state?.stage ?? job?.stage ?? null,
+      step: live.step ?? job?.step ?? null,
+      totalSteps: live.totalSteps ?? job?.totalSteps ?? null,
+      trainLoss: live.trainLoss ?? job?.trainLoss ?? null,
+      valLoss: live.valLoss ?? job?.valLoss ?? null,
+      tokensPerSec: live.tokensPerSec ?? job?.tokensPerSec ?? null,
+      error: live.state?.error ?? job?.error ?? null,
+    };
+  }
+
   private renderList(): void {
     const items = [...this.jobs].reverse().map((job) => {
-      // The selected job's stream is fresher than the list (asked every few seconds).
-      const live = job.id === this.selected ? this.live : noProgress();
-      const state = live.state?.state ?? job.state;
+      const selected = job.id === this.selected;
+      const now = this.now(job, selected ? this.live : noProgress());
       const button = el(
         'button',
-        { type: 'button', class: 'job-item', 'aria-current': job.id === this.selected ? 'true' : null, 'data-job': job.id },
+        { type: 'button', class: 'job-item', 'aria-current': selected ? 'true' : null, 'data-job': job.id },
         el('span', { class: 'job-name' }, job.id),
-        el('span', { class: `badge state-${state}` }, state),
-        el('span', { class: 'hint' }, progressText(state, live.step ?? job.step, live.totalSteps ?? job.totalSteps, job.stage), ' · ', formatDate(new Date(job.createdAt))),
+        el('span', { class: `badge state-${now.state}` }, now.state),
+        el('span', { class: 'hint' }, progressText(now), ' · ', formatDate(new Date(job.createdAt))),
       );
       button.addEventListener('click', () => this.select(job.id));
       return el('li', {}, button);
@@ -230,32 +253,40 @@ export class WatchView {
   private renderDetail(): void {
     const job = this.selectedJob();
     const id = this.selected;
-    byId('job-title').textContent = id ? `Job ${id}` : 'No job selected';
-    const state = this.live.state?.state ?? job?.state ?? null;
-    const stage = this.live.state?.stage ?? job?.stage ?? null;
-    const step = this.live.step ?? job?.step ?? null;
-    const total = this.live.totalSteps ?? job?.totalSteps ?? null;
-    const running = state === 'running' || state === 'queued';
+    const now = this.now(job, this.live);
+    const active = now.state === 'running' || now.state === 'queued';
+    const eta = active && job?.etaSeconds !== null && job?.etaSeconds !== undefined ? formatDuration(job.etaSeconds) : '–';
     const facts: Array<[string, string, string]> = [
-      ['state', 'State', state ?? '–'],
-      ['stage', 'Stage', stage ?? '–'],
-      ['step', 'Step', step === null ? '–' : total ? `${step} / ${total}` : String(step)],
-      ['eta', 'ETA', running && job?.etaSeconds !== null && job?.etaSeconds !== undefined ? formatDuration(job.etaSeconds) : '–'],
-      ['train-loss', 'Train loss', formatLoss(this.live.trainLoss ?? job?.trainLoss)],
-      ['val-loss', 'Val loss', formatLoss(this.live.valLoss ?? job?.valLoss)],
-      ['tokens', 'Tokens/s', (this.live.tokensPerSec ?? job?.tokensPerSec) ? formatRate((this.live.tokensPerSec ?? job?.tokensPerSec)!) : '–'],
+      ['state', 'State', now.state ?? '–'],
+      ['stage', 'Stage', now.stage ?? '–'],
+      ['step', 'Step', now.step === null ? '–' : now.totalSteps ? `${now.step} / ${now.totalSteps}` : String(now.step)],
+      ['eta', 'ETA', eta],
+      ['train-loss', 'Train loss', formatLoss(now.trainLoss)],
+      ['val-loss', 'Val loss', formatLoss(now.valLoss)],
+      ['tokens', 'Tokens/s', now.tokensPerSec ? formatRate(now.tokensPerSec) : '–'],
     ];
+    byId('job-title').textContent = id ? `Job ${id}` : 'No job selected';
     replaceChildren(byId('job-facts'), ...facts.flatMap(([key, name, value]) => [el('dt', {}, name), el('dd', { id: `job-${key}` }, value)]));
-    const error = this.live.state?.error ?? job?.error ?? null;
-    byId('job-message').textContent = error ? `Error: ${error}` : (this.live.stop ?? '');
-    byId<HTMLButtonElement>('job-cancel').disabled = !id || !running;
-    byId<HTMLButtonElement>('job-resume').disabled = !id || !(state === 'cancelled' || state === 'interrupted');
-    byId('job-detail').dataset.state = state ?? '';
+    byId('job-message').textContent = now.error ? `Error: ${now.error}` : (this.live.stop ?? '');
+    byId<HTMLButtonElement>('job-cancel').disabled = !id || !active;
+    byId<HTMLButtonElement>('job-resume').disabled = !id || !(now.state === 'cancelled' || now.state === 'interrupted');
   }
 }
 
-function progressText(state: JobState, step: number | null, totalSteps: number | null, stage: string | null): string {
-  if (state === 'queued') return 'waiting';
-  if (step !== null && totalSteps) return `step ${step} / ${totalSteps}`;
-  return stage ?? '';
+/** The facts of a job the page shows, each from the freshest source. */
+interface JobNow {
+  state: JobState | null;
+  stage: string | null;
+  step: number | null;
+  totalSteps: number | null;
+  trainLoss: number | null;
+  valLoss: number | null;
+  tokensPerSec: number | null;
+  error: string | null;
+}
+
+function progressText(now: JobNow): string {
+  if (now.state === 'queued') return 'waiting';
+  if (now.step !== null && now.totalSteps) return `step ${now.step} / ${now.totalSteps}`;
+  return now.stage ?? '';
 }

@@ -143,7 +143,7 @@ before(() => {
   fs.mkdirSync(SHOTS, { recursive: true });
 });
 
-describe('the page: data, train, watch, playground, models', { timeout: 170_000 }, () => {
+describe('the page: data, train, watch, playground, models', { timeout: 150_000 }, () => {
   let app: FastifyInstance;
   let url: string;
   let browser: Browser;
@@ -184,7 +184,7 @@ describe('the page: data, train, watch, playground, models', { timeout: 170_000 
     await shot(page, 'data');
   });
 
-  test('Train: a tiny custom shape from the form, with an estimate; Watch: the charts fill in as it trains; it succeeds', { timeout: 150_000 }, async () => {
+  test('Train: a tiny custom shape from the form, with an estimate; Watch: the charts fill in as it trains; it succeeds', { timeout: 120_000 }, async () => {
     await page.click('#tab-train');
     await page.waitForSelector('#train-form[data-ready="true"]');
     // The settings of jobs.test.ts's `tiny`, entered as a user would (one go, so one estimate is asked).
@@ -207,7 +207,7 @@ describe('the page: data, train, watch, playground, models', { timeout: 170_000 
       w.samples = [];
       setInterval(() => w.samples.push([document.querySelector('#job-state')?.textContent ?? '', Number((document.querySelector('#chart-train-loss') as PageElement).dataset.points)]), 50);
     });
-    await page.waitForFunction(() => ['succeeded', 'failed', 'cancelled'].includes(document.querySelector('#job-state')?.textContent ?? ''), { timeout: 120_000 });
+    await page.waitForFunction(() => ['succeeded', 'failed', 'cancelled'].includes(document.querySelector('#job-state')?.textContent ?? ''), { timeout: 90_000 });
     assert.equal(await text(page, '#job-state'), 'succeeded', await text(page, '#job-message'));
     const samples = await page.evaluate(() => (window as unknown as { samples: Array<[string, number]> }).samples);
     const whileRunning = new Set(samples.filter(([state, n]) => state === 'running' && n > 0).map(([, n]) => n));
@@ -298,7 +298,7 @@ describe('the page: data, train, watch, playground, models', { timeout: 170_000 
   });
 });
 
-test('with --api-key the page asks for the key in its form, retries with it, and keeps it for the tab', { timeout: 60_000 }, async () => {
+test('with --api-key the page asks for the key in its form, retries with it, and keeps it for the tab', { timeout: 30_000 }, async () => {
   const { app, url } = await startServer({ runsDir: path.join(work, 'key-runs'), checkpoints: [], host: '127.0.0.1', port: 0, apiKey: 'sesame', maxConcurrent: 1, maxUploadMb: 10, logger: false });
   const browser = await puppeteer.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'], protocolTimeout: WAIT_MS });
   try {
@@ -308,6 +308,7 @@ test('with --api-key the page asks for the key in its form, retries with it, and
     await page.type('#key-input', 'wrong');
     await page.click('#key-submit');
     await page.waitForFunction(() => /refused/.test(document.querySelector('#key-message')?.textContent ?? '') && document.querySelector('#key-dialog[open]'));
+    await shot(page, 'api-key');
     await page.type('#key-input', 'sesame');
     await page.keyboard.press('Enter');
     await page.waitForSelector('#model-list[data-loaded="true"] #no-models');
