@@ -15,8 +15,11 @@ import { readLocation, Tabs, writeLocation, type TabName } from './tabs.js';
 import { TrainView } from './train-view.js';
 import { WatchView } from './watch-view.js';
 
-// Anything that escapes a view still reaches the user in words.
-window.addEventListener('error', (event) => showError(event.error ?? event.message, 'Page error', 'page'));
+// Anything that escapes a view still reaches the user in words. (Not the browser's note that a
+// ResizeObserver callback was delivered a frame late: nothing failed.)
+window.addEventListener('error', (event) => {
+  if (!/ResizeObserver loop/.test(event.message)) showError(event.error ?? event.message, 'Page error', 'page');
+});
 window.addEventListener('unhandledrejection', (event) => showError(event.reason, 'Page error', 'page'));
 
 setKeyPrompt(askForKey);
