@@ -93,13 +93,11 @@ export async function loadJobKeys(): Promise<Map<string, JobKey>> {
       const type: FlagType | null = opts.number.includes(flag) ? 'number' : opts.boolean.includes(flag) ? 'boolean' : opts.string.includes(flag) || choices ? 'string' : null;
       if (!type) throw new Error(`job config key ${key}: gptmed-${stage} has no --${flag}`);
       const known = keys.get(key);
-      if (known) {
-        if (known.type !== type) throw new Error(`job config key ${key}: a ${known.type} for gptmed-${known.stages[0]}, a ${type} for gptmed-${stage}`);
-        known.stages.push(stage);
-      } else {
-        const description = (descriptions[flag] ?? '').replace(/\s*\[default: [^\]]*\]$/, '');
-        keys.set(key, { key, flag, type, choices, stages: [stage], default: stageDefault(stage, key, opts, flag), description });
-      }
+      if (known && known.type !== type) throw new Error(`job config key ${key}: a ${known.type} for gptmed-${known.stages[0]}, a ${type} for gptmed-${stage}`);
+      // A key several stages share (seed) shows the last stage's default and help: the stage it shapes most.
+      const description = (descriptions[flag] ?? '').replace(/\s*\[default: [^\]]*\]$/, '');
+      const stages = known ? [...known.stages, stage] : [stage];
+      keys.set(key, { key, flag, type, choices, stages, default: stageDefault(stage, key, opts, flag), description });
     }
   }
   return keys;

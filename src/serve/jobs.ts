@@ -106,8 +106,11 @@ class Job {
   }
 }
 
-/** The public view of a job (GET /v1/jobs/:id). */
-export function jobView(job: { record: JobRecord }): object {
+/** The public view of a job (GET /v1/jobs/:id): the record's progress flattened, without its paths and pid. */
+export type JobView = Pick<JobRecord, 'id' | 'name' | 'state' | 'stage' | 'completedStages' | 'error' | 'config' | 'createdAt' | 'startedAt' | 'finishedAt'> &
+  JobProgress & { object: 'training.job'; model: string; upload: { filename: string; bytes: number } };
+
+export function jobView(job: { record: JobRecord }): JobView {
   const r = job.record;
   return {
     id: r.id,

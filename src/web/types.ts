@@ -1,6 +1,9 @@
 /**
  * The shapes of gptmed-serve's answers the page reads (see MANUAL.md, "gptmed-serve"). Only the fields the
- * page uses are declared; the server may send more.
+ * page uses are declared; the server may send more. They mirror the server's own types (JobView in
+ * src/serve/jobs.ts, DatasetPreview, JobEstimate, ModelConfig) rather than import them: the page is compiled
+ * on its own (tsconfig.web.json, DOM library), and an import, even of a type, would pull the server's
+ * modules into that program and its output.
  */
 
 export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled' | 'interrupted';

@@ -9,40 +9,18 @@ import * as http from 'node:http';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
+import type { JobView } from '../../src/serve/jobs.js';
 import { startServer } from '../../src/serve/server.js';
-import { repoRoot, runCli, tempDir } from '../helpers.js';
+import { runCli, tempDir } from '../helpers.js';
+import { csvRows, csvText, qaText, samplePairs } from './sample-data.js';
 
 /** Small enough to train in a second or two; the stages' flags in camelCase. */
 const tiny = { dModel: 32, nLayers: 1, nHeads: 2, dFf: 64, maxSeqLen: 64, vocabSize: 300, maxLength: 64, batchSize: 8, evalInterval: 10 };
 
 const work = tempDir('gptmed-jobs-');
-const pairs = fs
-  .readFileSync(path.join(repoRoot, 'data', 'sample.qa.txt'), 'utf8')
-  .trim()
-  .split(/\n\n+/)
-  .slice(0, 300)
-  .map((block) => {
-    const [q, a] = block.split('\n');
-    return [q.replace(/^Q: /, ''), a.replace(/^A: /, '')];
-  });
-const csvField = (s: string): string => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
-const csv = `question,answer\n${pairs.map((p) => p.map(csvField).join(',')).join('\n')}\n`;
-const qaText = `${pairs.map(([q, a]) => `Q: ${q}\nA: ${a}`).join('\n\n')}\n`;
-
-interface JobView {
-  id: string;
-  state: string;
-  stage: string | null;
-  step: number | null;
-  totalSteps: number | null;
-  trainLoss: number | null;
-  valLoss: number | null;
-  tokensPerSec: number | null;
-  etaSeconds: number | null;
-  error: string | null;
-  startedAt: string | null;
-  finishedAt: string | null;
-}
+const pairs = samplePairs(300);
+const csv = csvText(csvRows(pairs));
+const qa = qaText(pairs);
 
 interface ErrorBody {
   error: { message: string; type: string; param: string | null; code: string | null };
@@ -219,7 +197,7 @@ describe('training jobs over HTTP', () => {
   });
 
   test('cancel stops a training job as Ctrl-C does (a checkpoint is saved); resume finishes it', async () => {
-    const r = await postJob(s, { ...tiny, name: 'stopme', maxSteps: 150, saveInterval: 1000 }, { data: qaText, name: 'pairs.qa.txt' });
+    const r = await postJob(s, { ...tiny, name: 'stopme', maxSteps: 150, saveInterval: 1000 }, { data: qa, name: 'pairs.qa.txt' });
     assert.equal(r.status, 201, JSON.stringify(r.body));
     await waitFor(s, 'stopme', training, 'training');
     const c = await request(s, 'POST', '/v1/jobs/stopme/cancel');
@@ -310,9 +288,9 @@ test('closing the server interrupts the running job; a new server lists it and r
   const s1 = await serve(runsDir);
   let closed = false;
   try {
-    const r = await postJob(s1, { ...tiny, name: 'longer', maxSteps: 150, saveInterval: 1000 }, { data: qaText, name: 'pairs.qa.txt' });
+    const r = await postJob(s1, { ...tiny, name: 'longer', maxSteps: 150, saveInterval: 1000 }, { data: qa, name: 'pairs.qa.txt' });
     assert.equal(r.status, 201, JSON.stringify(r.body));
-    const queued = await postJob(s1, { ...tiny, name: 'waiting', maxSteps: 10 }, { data: qaText, name: 'pairs.qa.txt' });
+    const queued = await postJob(s1, { ...tiny, name: 'waiting', maxSteps: 10 }, { data: qa, name: 'pairs.qa.txt' });
     assert.equal((queued.body as JobView).state, 'queued');
     await waitFor(s1, 'longer', training, 'training');
     await s1.app.close();

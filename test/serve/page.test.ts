@@ -4,7 +4,8 @@
  * new model in the playground, download its checkpoint from the Models tab; and, with --api-key, give the
  * key in the page's form. Every request must go to the server itself and nothing may log a console error.
  * Needs `npm run build` first (the page's scripts are dist/web) and Chromium at /usr/bin/chromium (or
- * $CHROMIUM): without it the file fails, it does not skip. Screenshots go to test-output/screenshots/.
+ * $CHROMIUM): without it the file fails, it does not skip. Screenshots go to test-output/screenshots/;
+ * with GPTMED_README_SCREENSHOT=1 the Watch tab's also replaces docs/page-training.png (the README's).
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -14,6 +15,7 @@ import type { FastifyInstance } from 'fastify';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { startServer } from '../../src/serve/server.js';
 import { repoRoot, tempDir } from '../helpers.js';
+import { csvRows, csvText, samplePairs } from './sample-data.js';
 
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const SHOTS = path.join(repoRoot, 'test-output', 'screenshots');
@@ -45,23 +47,14 @@ declare const sessionStorage: { getItem(key: string): string | null };
 declare function requestAnimationFrame(callback: () => void): number;
 declare const Event: new (type: string, init: { bubbles: boolean }) => unknown;
 
-/** 300 pairs from the bundled sample, as jobs.test.ts builds its CSV, plus two rows conversion must skip. */
+/** 300 pairs from the bundled sample as CSV, plus two rows conversion must skip. */
 function sampleCsv(): { file: string; pairs: number; badRows: number } {
-  const pairs = fs
-    .readFileSync(path.join(repoRoot, 'data', 'sample.qa.txt'), 'utf8')
-    .trim()
-    .split(/\n\n+/)
-    .slice(0, 300)
-    .map((block) => {
-      const [q, a] = block.split('\n');
-      return [q.replace(/^Q: /, ''), a.replace(/^A: /, '')];
-    });
-  const csvField = (s: string): string => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
-  const rows = pairs.map((p) => p.map(csvField).join(','));
+  const pairs = samplePairs(300);
+  const rows = csvRows(pairs);
   rows.splice(5, 0, 'A question nobody answered?,'); // empty answer (line 7)
   rows.splice(50, 0, 'a row with one column'); // missing column (line 52)
   const file = path.join(work, 'faq.csv');
-  fs.writeFileSync(file, `question,answer\n${rows.join('\n')}\n`);
+  fs.writeFileSync(file, csvText(rows));
   return { file, pairs: pairs.length, badRows: 2 };
 }
 
@@ -228,8 +221,8 @@ describe('the page: data, train, watch, playground, models', { timeout: 150_000 
     assert.equal(await page.$eval(`.job-item[data-job="${JOB}"] .badge`, (n) => n.textContent), 'succeeded');
     await assertNoAlert(page);
     await new Promise((resolve) => setTimeout(resolve, 400)); // the last redraw
-    fs.mkdirSync(path.dirname(DOCS_SHOT), { recursive: true });
-    fs.copyFileSync(await shot(page, 'watch'), DOCS_SHOT);
+    const watchShot = await shot(page, 'watch');
+    if (process.env.GPTMED_README_SCREENSHOT === '1') fs.copyFileSync(watchShot, DOCS_SHOT);
 
     // A reload comes back to the same job with the whole curve (the stream replays the history).
     await page.reload({ waitUntil: 'load' });

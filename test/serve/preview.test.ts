@@ -10,6 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { readQaFile, type QaPair } from '../../src/convert/qa-format.js';
 import { pairText } from '../../src/dataset/framing.js';
+import type { DatasetPreview as Preview } from '../../src/dataset/preview.js';
 import { countParameters, loadPreset } from '../../src/model/index.js';
 import { startServer } from '../../src/serve/server.js';
 import { fixturesDir, runCli, tempDir } from '../helpers.js';
@@ -18,15 +19,6 @@ const work = tempDir('gptmed-preview-');
 let app: FastifyInstance;
 let url: string;
 
-interface Preview {
-  format: string;
-  rowsRead: number;
-  pairs: number;
-  skipped: Record<string, number>;
-  skippedRows: Array<{ at: string; reason: string }>;
-  firstPairs: Array<{ question: string; answer: string; text: string }>;
-  lengths: { unit: string; min: number; p50: number; p90: number; max: number; histogram: Array<{ from: number; to: number; count: number }> };
-}
 
 async function preview(data: string | Buffer, name: string, config?: object): Promise<{ status: number; body: any }> {
   const form = new FormData();
@@ -134,6 +126,7 @@ describe('planning a job: preview, options, estimate', { timeout: 180_000 }, () 
     assert.equal(setting('maxSteps').flag, '--max-steps');
     assert.doesNotMatch(setting('batchSize').description, /default/);
     assert.deepEqual(setting('seed').stages, ['convert', 'tokenize', 'train']);
+    assert.equal(setting('seed').default, trainJson.seed, 'a shared key shows the training default');
     assert.equal(o.training.defaultModelSize, trainJson.modelSize);
     const tiny = o.training.modelSizes.find((s: { name: string }) => s.name === 'tiny');
     assert.equal(tiny.parameters, countParameters({ ...loadPreset('tiny'), vocabSize: 8000 }));
