@@ -4,8 +4,9 @@
  * the blocks are then read back in a seeded random order.
  */
 import * as fs from 'node:fs';
-import seedrandom from 'seedrandom';
 import { tempPathFor } from '../common/atomic.js';
+import { shuffledOrder } from '../common/shuffle.js';
+import { grown } from '../common/typed-arrays.js';
 
 export class ShuffleSpool {
   private readonly path: string;
@@ -23,14 +24,8 @@ export class ShuffleSpool {
 
   add(block: string): void {
     const bytes = Buffer.from(block, 'utf8');
-    if (this.count === this.offsets.length) {
-      const offsets = new Float64Array(this.count * 2);
-      offsets.set(this.offsets);
-      this.offsets = offsets;
-      const lengths = new Uint32Array(this.count * 2);
-      lengths.set(this.lengths);
-      this.lengths = lengths;
-    }
+    this.offsets = grown(this.offsets, this.count + 1);
+    this.lengths = grown(this.lengths, this.count + 1);
     this.offsets[this.count] = this.size;
     this.lengths[this.count] = bytes.length;
     this.count++;
@@ -38,17 +33,9 @@ export class ShuffleSpool {
     this.size += bytes.length;
   }
 
-  /** The blocks in an order fixed by `seed` (Fisher-Yates over seedrandom). */
+  /** The blocks in an order fixed by `seed` (shuffledOrder). */
   *drain(seed: number): Generator<string> {
-    const order = new Uint32Array(this.count);
-    for (let i = 0; i < this.count; i++) order[i] = i;
-    const rng = seedrandom(String(seed));
-    for (let i = this.count - 1; i > 0; i--) {
-      const j = Math.floor(rng() * (i + 1));
-      const t = order[i];
-      order[i] = order[j];
-      order[j] = t;
-    }
+    const order = shuffledOrder(this.count, String(seed));
     let buf = Buffer.alloc(1 << 16);
     for (const k of order) {
       const len = this.lengths[k];

@@ -13,17 +13,17 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import seedrandom from 'seedrandom';
 import { tempPathFor, writeDirAtomic, writeFileAtomic } from '../common/atomic.js';
 import { outputError, UsageError, UserError } from '../common/errors.js';
 import { sha256File } from '../common/hash.js';
 import { checkTextFile } from '../common/input.js';
 import { checkOutput } from '../common/output.js';
 import { Progress } from '../common/progress.js';
+import { shuffledOrder } from '../common/shuffle.js';
+import { Int32List } from '../common/typed-arrays.js';
 import { formatQaPair, readQaFile, type QaPair } from '../convert/qa-format.js';
 import { inspectModel, type ModelInfo } from '../tokenizer/tokenizer.js';
 import type { EncodeReply, EncodeRequest } from './encode-worker.js';
-import { IdList } from './framing.js';
 import { MAX_ROW_LENGTH, META_FILE, NpyRowWriter, type LengthStats, type ShardsMeta, type SplitInfo, type SplitName } from './shards.js';
 
 export interface TokenizeOptions {
@@ -72,15 +72,7 @@ export function assignSplits(pairs: number, trainSplit: number, testSplit: numbe
   const nTest = Math.round(pairs * testSplit);
   const nTrain = Math.round((pairs - nTest) * trainSplit);
   const nVal = pairs - nTrain - nTest;
-  const order = new Uint32Array(pairs);
-  for (let i = 0; i < pairs; i++) order[i] = i;
-  const rng = seedrandom(String(seed));
-  for (let i = pairs - 1; i > 0; i--) {
-    const j = Math.floor(rng() * (i + 1));
-    const t = order[i];
-    order[i] = order[j];
-    order[j] = t;
-  }
+  const order = shuffledOrder(pairs, String(seed));
   const split = new Uint8Array(pairs);
   for (let k = 0; k < pairs; k++) split[order[k]] = k < nTrain ? 0 : k < nTrain + nVal ? 1 : 2;
   return split;
@@ -287,8 +279,8 @@ interface EncodedFile {
 /** Pass 1: encode every pair of `input` on the pool, appending the ids (int32) to `idsFile` in file order. */
 async function encodeToFile(starting: Promise<EncoderPool>, workerCount: number, input: string, idsFile: string, progress: Progress): Promise<EncodedFile> {
   // Per-pair counts, as the pairs come (the count is known only at the end).
-  const lengths = new IdList();
-  const answerStarts = new IdList();
+  const lengths = new Int32List();
+  const answerStarts = new Int32List();
   let malformed = 0;
   let bytesRead = 0;
   const fd = fs.openSync(idsFile, 'w');

@@ -6,8 +6,8 @@
  * reproducible and a resumed run continues from the same position.
  */
 import * as path from 'node:path';
-import seedrandom from 'seedrandom';
 import { UserError } from '../common/errors.js';
+import { shuffledOrder } from '../common/shuffle.js';
 import { loadTokenRows, META_FILE, type TokenRows } from '../dataset/shards.js';
 
 export interface Batch {
@@ -24,16 +24,7 @@ export interface Batch {
 
 /** Rows in the order epoch `epoch` visits them: a Fisher-Yates shuffle seeded by (seed, epoch). */
 export function epochOrder(rows: number, seed: number, epoch: number): Uint32Array {
-  const rng = seedrandom(`gptmed-data:${seed}:${epoch}`);
-  const order = new Uint32Array(rows);
-  for (let i = 0; i < rows; i++) order[i] = i;
-  for (let i = rows - 1; i > 0; i--) {
-    const j = Math.floor(rng() * (i + 1));
-    const t = order[i];
-    order[i] = order[j];
-    order[j] = t;
-  }
-  return order;
+  return shuffledOrder(rows, `gptmed-data:${seed}:${epoch}`);
 }
 
 /** Whether the token at flat position `p` (never a row's first) counts as a loss target. */
