@@ -5,7 +5,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { QaPair } from '../convert/qa-format.js';
 import { loadTokenizer } from '../tokenizer/tokenizer.js';
-import { PairEncoder, wordSplitNewlineId, type EncodedPairs } from './framing.js';
+import { PairEncoder, wordSplitNewlineId, type EncodedPairs } from './pair-encoder.js';
 
 export interface EncodeRequest {
   batch: number;

@@ -10,8 +10,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { convertFile, type ConvertOptions, type InputFormat } from '../convert/convert.js';
+import { pairText } from '../convert/pair-text.js';
 import { readQaFile, type QaPair } from '../convert/qa-format.js';
-import { pairText } from './framing.js';
 
 export interface PreviewLimits {
   /** Pairs shown (default 10). */

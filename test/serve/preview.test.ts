@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { readQaFile, type QaPair } from '../../src/convert/qa-format.js';
-import { pairText } from '../../src/dataset/framing.js';
+import { pairText } from '../../src/convert/pair-text.js';
 import type { DatasetPreview as Preview } from '../../src/dataset/preview.js';
 import { countParameters, loadPreset } from '../../src/model/index.js';
 import { startServer } from '../../src/serve/server.js';

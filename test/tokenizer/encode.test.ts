@@ -11,7 +11,7 @@ import { test } from 'node:test';
 import { loadTokenizer } from '../../src/tokenizer/tokenizer.js';
 import { trainTokenizer } from '../../src/tokenizer/train.js';
 import { readQaFile } from '../../src/convert/qa-format.js';
-import { pairText } from '../../src/dataset/framing.js';
+import { pairText } from '../../src/convert/pair-text.js';
 import { referenceDir, tempDir } from '../helpers.js';
 
 const dir = tempDir('gptmed-encode-');
