@@ -177,12 +177,9 @@ function lengthStats(lengths: Int32Array): LengthStats {
   return { min: sorted[0], p50: at(0.5), p90: at(0.9), p95: at(0.95), p99: at(0.99), max: sorted[sorted.length - 1], mean: Math.round((sum / sorted.length) * 100) / 100 };
 }
 
+/** The built worker module beside this one: tokenizeDataset runs from dist/ (the tests run it through the CLI). */
 function startWorker(modelPath: string): Worker {
-  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./encode-worker.js', import.meta.url), { workerData: { modelPath } });
-  // Running from source (tests under tsx): the worker registers tsx before loading the .ts module.
-  const api = JSON.stringify(import.meta.resolve('tsx/esm/api'));
-  const entry = JSON.stringify(new URL('./encode-worker.ts', import.meta.url).href);
-  return new Worker(`import(${api}).then((m) => { m.register(); return import(${entry}); })`, { eval: true, workerData: { modelPath } });
+  return new Worker(new URL('./encode-worker.js', import.meta.url), { workerData: { modelPath } });
 }
 
 /** A pool of encode workers; results come back in submission order. */

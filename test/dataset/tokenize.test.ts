@@ -1,4 +1,9 @@
-/** gptmed-tokenize end to end on real Q&A text, and the shard reader. */
+/**
+ * gptmed-tokenize end to end on real Q&A text, and the shard reader. Tokenizing
+ * runs the built CLI (dist/, `npm run build` first): its encode workers load
+ * dist/dataset/encode-worker.js, and a worker started from source under tsx
+ * would not have tsx (Node 20 does not run --import modules in workers).
+ */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -7,8 +12,8 @@ import { test } from 'node:test';
 import { UserError } from '../../src/common/errors.js';
 import { readQaFile, type QaPair } from '../../src/convert/qa-format.js';
 import { encodePair } from '../../src/dataset/framing.js';
-import { loadTokenRows, readShardsMeta, type TokenRows } from '../../src/dataset/shards.js';
-import { assignSplits, tokenizeDataset } from '../../src/dataset/tokenize.js';
+import { loadTokenRows, readShardsMeta, type ShardsMeta, type TokenRows } from '../../src/dataset/shards.js';
+import { assignSplits } from '../../src/dataset/tokenize.js';
 import { decodeModelProto, encodeModelProto } from '../../src/tokenizer/model-proto.js';
 import { loadTokenizer } from '../../src/tokenizer/tokenizer.js';
 import { trainTokenizer } from '../../src/tokenizer/train.js';
@@ -97,9 +102,13 @@ test('pairs longer than a row are cut into windows --stride apart and counted; -
   await ready;
   const tok = await loadTokenizer(model);
   const pairs = await pairsOf(pythonFaq);
-  const run = (name: string) =>
-    tokenizeDataset({ input: pythonFaq, tokenizer: model, outputDir: path.join(dir, name), maxLength: 128, stride: 96, shardSize: 50, seed: 7, quiet: true, workers: 2 });
-  const meta = await run('faq-a');
+  const run = (name: string): ShardsMeta => {
+    const args = ['--input', pythonFaq, '--tokenizer', model, '--output-dir', path.join(dir, name), '--max-length', '128', '--stride', '96', '--shard-size', '50', '--seed', '7'];
+    const r = runCli('tokenize', [...args, '--quiet']);
+    assert.equal(r.status, 0, r.stderr);
+    return readShardsMeta(path.join(dir, name));
+  };
+  const meta = run('faq-a');
   const long = pairs.filter((p) => encodePair(tok, p).ids.length > 128).length;
   assert.ok(long > 20);
   assert.equal(meta.splits.train.splitPairs + meta.splits.val.splitPairs, long);
@@ -119,7 +128,7 @@ test('pairs longer than a row are cut into windows --stride apart and counted; -
   const w0 = rowsAll.findIndex((row) => row.join(' ') === longest.slice(0, 128).join(' '));
   assert.ok(w0 >= 0, 'the first window of the longest pair is a row');
   assert.deepEqual(rowsAll[w0 + 1], longest.slice(96, 224));
-  await run('faq-b');
+  run('faq-b');
   for (const f of fs.readdirSync(path.join(dir, 'faq-a'))) {
     if (f === 'meta.json') continue;
     assert.ok(fs.readFileSync(path.join(dir, 'faq-a', f)).equals(fs.readFileSync(path.join(dir, 'faq-b', f))), f);
@@ -165,7 +174,7 @@ test('bad input: non-Q&A text, missing or corrupt model, a model SentencePiece r
 test('a broken meta.json or shard names the file and the stage to re-run', async () => {
   await ready;
   const out = path.join(dir, 'check');
-  await tokenizeDataset({ input: quiz, tokenizer: model, outputDir: out, maxLength: 64, quiet: true });
+  assert.equal(runCli('tokenize', ['--input', quiz, '--tokenizer', model, '--output-dir', out, '--max-length', '64', '--quiet']).status, 0);
   const meta = readShardsMeta(out);
 
   const broken = path.join(dir, 'broken');
