@@ -4,8 +4,11 @@
 // dlopen at run time so the addon builds without BLAS headers and loads without BLAS installed
 // (openBlas() then reports why). OpenBLAS runs single-threaded here and this file's own pool splits
 // the work: one pool for products and element-wise kernels keeps two busy-waiting thread pools from
-// fighting over two cores. The element-wise kernels are the few that dominate a GPT step once the
-// products are fast: softmax (attention, output layer), cross-entropy, LayerNorm, GELU and AdamW.
+// fighting over two cores. Exports: openBlas, gemm (the products); softmax, softmaxGrad; crossEntropy,
+// crossEntropyGrad (the output layer's loss, fused per row); unary (exp, log, neg, sqrt, rsqrt, square,
+// erf, tanh), binary (add, sub, mul, div, broadcast), reduceInner and reduceOuter (sum, max, mean);
+// permute and copyColumns (transposes, splits, concatenations): the kernels that dominate a GPT step once
+// the products are fast.
 // All arrays are Float32Array/Int32Array views, usually of the tfjs wasm heap, read and written in place.
 #include <node_api.h>
 #include <dlfcn.h>

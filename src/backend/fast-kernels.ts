@@ -5,9 +5,14 @@
  * cores (see MANUAL.md "Offline speed" for the measurements). Kernels that cannot take a given input
  * (another dtype, a broadcast they do not handle) hand it to the stock kernel, so results never
  * depend on which path ran beyond float rounding.
+ *
+ * The file reads top to bottom: the adapter around tfjs-wasm's internals (checked against the tfjs
+ * version it was written for), the registration helper (accept or fall back, counted per kernel),
+ * the plans that decide what a kernel takes, the kernels, Softmax's gradient, and registration.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { GradConfig, KernelConfig, NamedAttrMap, NamedTensorInfoMap, Tensor, TensorInfo } from '@tensorflow/tfjs';
+import { version_wasm, type BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { binaryOps, loadNativeKernels, reduceOps, unaryOps, type NativeKernels } from './native.js';
 
 export interface FastKernelsStatus {
@@ -16,22 +21,11 @@ export interface FastKernelsStatus {
   notice?: string;
 }
 
-/** What the kernels need of tfjs's wasm backend (BackendWasm in @tensorflow/tfjs-backend-wasm). */
-interface WasmHeapBackend {
-  makeOutput(shape: number[], dtype: tf.DataType): TensorInfo;
-  typedArrayFromHeap(info: TensorInfo): Float32Array | Int32Array | Uint8Array;
-}
-
-interface KernelArgs {
-  inputs: NamedTensorInfoMap;
-  backend: WasmHeapBackend;
-  attrs: NamedAttrMap;
-}
-
 /** Set GPTMED_FAST_KERNELS=0 to train on the stock kernels (to compare, or to rule the fast path out). */
 export const fastKernelsSwitch = 'GPTMED_FAST_KERNELS';
 
-const softmaxGradKernel = 'GptmedSoftmaxGrad';
+/** Softmax's gradient from its output: inputs dy, y (float32, softmax over the last axis); output dx. */
+export const softmaxGradKernel = 'GptmedSoftmaxGrad';
 /**
  * Softmax cross-entropy fused over rows (src/model/loss.ts uses them where registered): inputs logits
  * [rows, cols], targets [rows] int32, weights [rows]; outputs the weighted loss per row and logZ [rows].
@@ -40,12 +34,111 @@ export const crossEntropyKernel = 'GptmedCrossEntropy';
 /** Its gradient: inputs logits, logZ, targets, rowScale [rows]; output d loss / d logits [rows, cols]. */
 export const crossEntropyGradKernel = 'GptmedCrossEntropyGrad';
 
-function f32(backend: WasmHeapBackend, info: TensorInfo): Float32Array {
-  return backend.typedArrayFromHeap(info) as Float32Array;
+// ---- The adapter around tfjs-wasm's internals ---------------------------------------------------
+
+/**
+ * The tfjs release whose wasm backend internals (BackendWasm.makeOutput and typedArrayFromHeap: how a
+ * tensor's memory is laid out on the wasm heap) these kernels were written against. package.json pins
+ * tfjs to it; another release turns the fast path off rather than risk writing to the wrong memory.
+ */
+export const tfjsVersionWrittenFor = '4.22.0';
+
+/** Why the fast kernels cannot use this tfjs's wasm internals, in one clause; null where they can. */
+export function wasmInternalsProblem(versions: { core: string; wasm: string }, backend: unknown): string | null {
+  if (versions.core !== tfjsVersionWrittenFor || versions.wasm !== tfjsVersionWrittenFor) {
+    return `they are written for tfjs ${tfjsVersionWrittenFor}, found @tensorflow/tfjs-core ${versions.core} and @tensorflow/tfjs-backend-wasm ${versions.wasm}`;
+  }
+  const methods = backend as Partial<Record<'makeOutput' | 'typedArrayFromHeap', unknown>> | undefined;
+  if (typeof methods?.makeOutput !== 'function' || typeof methods.typedArrayFromHeap !== 'function') {
+    return 'the wasm backend lacks makeOutput/typedArrayFromHeap';
+  }
+  return null;
 }
 
-function i32(backend: WasmHeapBackend, info: TensorInfo): Int32Array {
-  return backend.typedArrayFromHeap(info) as Int32Array;
+/** The tensors' memory on the wasm heap, for a backend wasmInternalsProblem accepted. */
+class WasmHeap {
+  constructor(private readonly backend: BackendWasm) {}
+
+  /** A new float32 tensor. Allocate every output before taking views: growing the heap detaches views taken before. */
+  output(shape: number[]): TensorInfo {
+    return this.backend.makeOutput(shape, 'float32');
+  }
+
+  /** A view of a float32 tensor (the kernel's accept checked the dtype). */
+  f32(info: TensorInfo): Float32Array {
+    return this.backend.typedArrayFromHeap(info) as Float32Array;
+  }
+
+  /** A view of an int32 tensor (the kernel's accept checked the dtype). */
+  i32(info: TensorInfo): Int32Array {
+    return this.backend.typedArrayFromHeap(info) as Int32Array;
+  }
+}
+
+// ---- The registration helper --------------------------------------------------------------------
+
+/** A fast kernel: which inputs it takes, and how it runs them. */
+interface FastKernel<Plan> {
+  /** The tfjs kernel it replaces, or (with own) a kernel of its own that has no stock kernel. */
+  name: string;
+  own?: true;
+  /** What it needs from this call, or null where it does not take the inputs. Allocates nothing. */
+  accept(inputs: NamedTensorInfoMap, attrs: NamedAttrMap): Plan | null;
+  run(heap: WasmHeap, plan: Plan): TensorInfo | TensorInfo[];
+}
+
+/** Per kernel name: calls the fast path took, and calls handed to the stock kernel. */
+export interface KernelCalls {
+  fast: number;
+  fallback: number;
+}
+
+const calls = new Map<string, KernelCalls>();
+
+function callsOf(kernelName: string): KernelCalls {
+  let counts = calls.get(kernelName);
+  if (!counts) calls.set(kernelName, (counts = { fast: 0, fallback: 0 }));
+  return counts;
+}
+
+/** The calls per registered fast kernel since registration or resetFastKernelCalls (a copy). */
+export function fastKernelCalls(): Record<string, KernelCalls> {
+  return Object.fromEntries([...calls].map(([name, counts]) => [name, { ...counts }]));
+}
+
+export function resetFastKernelCalls(): void {
+  for (const counts of calls.values()) counts.fast = counts.fallback = 0;
+}
+
+function stockKernel(kernelName: string, backendName: string): KernelConfig {
+  const config = tf.getKernel(kernelName, backendName);
+  if (!config) throw new Error(`tfjs has no ${kernelName} kernel for ${backendName}`);
+  return config;
+}
+
+/**
+ * The tfjs kernel config for a fast kernel: it runs where the kernel accepts the call, else the stock
+ * kernel does. The stock kernel's setupFunc stays with the replacement so that the stock kernel is
+ * ready even when the backend initialises after registration.
+ */
+function kernelConfig<Plan>(kernel: FastKernel<Plan>, backendName: string): KernelConfig {
+  const stock = kernel.own ? undefined : stockKernel(kernel.name, backendName);
+  const counts = callsOf(kernel.name);
+  return {
+    ...stock,
+    kernelName: kernel.name,
+    backendName,
+    kernelFunc: (args) => {
+      const plan = kernel.accept(args.inputs, args.attrs ?? {});
+      if (plan !== null) {
+        counts.fast++;
+        return kernel.run(new WasmHeap(args.backend as BackendWasm), plan);
+      }
+      if (!stock) throw new Error(`${kernel.name}: inputs of an unexpected dtype or shape`);
+      counts.fallback++;
+      return stock.kernelFunc(args);
+    },
+  };
 }
 
 function input(inputs: NamedTensorInfoMap, name: string): TensorInfo {
@@ -58,41 +151,37 @@ function size(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
-/**
- * The stock kernel, called where a fast one declines its input. Its setupFunc stays with the
- * replacement so that the stock kernel is ready even when the backend initialises after registration.
- */
-function stockKernel(kernelName: string, backendName: string): KernelConfig {
-  const config = tf.getKernel(kernelName, backendName);
-  if (!config) throw new Error(`tfjs has no ${kernelName} kernel for ${backendName}`);
-  return config;
+function allFloat32(...infos: Array<TensorInfo | null>): boolean {
+  return infos.every((t) => t === null || t.dtype === 'float32');
+}
+
+// ---- Plans: what a kernel takes -----------------------------------------------------------------
+
+interface MatMulPlan {
+  a: TensorInfo; b: TensorInfo; bias: TensorInfo | null;
+  transposeA: boolean; transposeB: boolean;
+  outShape: number[]; batch: number; m: number; n: number; k: number; strideA: number; strideB: number;
 }
 
 /** The product shared by BatchMatMul and _FusedMatMul; null where the inputs need the stock kernel. */
-function blasMatMul(
-  native: NativeKernels, backend: WasmHeapBackend, a: TensorInfo, b: TensorInfo, bias: TensorInfo | null,
-  transposeA: boolean, transposeB: boolean,
-): TensorInfo | null {
-  if (a.dtype !== 'float32' || b.dtype !== 'float32' || (bias && bias.dtype !== 'float32')) return null;
+function matMulPlan(a: TensorInfo, b: TensorInfo, bias: TensorInfo | null, attrs: NamedAttrMap): MatMulPlan | null {
+  if (!allFloat32(a, b, bias)) return null;
+  const transposeA = attrs.transposeA === true, transposeB = attrs.transposeB === true;
   const ra = a.shape.length, rb = b.shape.length;
-  const m = transposeA ? a.shape[ra - 1] : a.shape[ra - 2];
-  const k = transposeA ? a.shape[ra - 2] : a.shape[ra - 1];
-  const kb = transposeB ? b.shape[rb - 1] : b.shape[rb - 2];
-  const n = transposeB ? b.shape[rb - 2] : b.shape[rb - 1];
+  const m = transposeA ? a.shape[ra - 1]! : a.shape[ra - 2]!;
+  const k = transposeA ? a.shape[ra - 2]! : a.shape[ra - 1]!;
+  const kb = transposeB ? b.shape[rb - 1]! : b.shape[rb - 2]!;
+  const n = transposeB ? b.shape[rb - 2]! : b.shape[rb - 1]!;
   if (k !== kb) return null; // the stock kernel words the error
   const batchA = size(a.shape.slice(0, -2)), batchB = size(b.shape.slice(0, -2));
   if (batchA !== batchB && batchA !== 1 && batchB !== 1) return null;
   const batchShape = tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
   if (size(batchShape) !== Math.max(batchA, batchB)) return null;
   if (bias && (bias.shape.length !== 1 || bias.shape[0] !== n)) return null;
-  // Allocate first: growing the wasm memory would detach views taken before.
-  const out = backend.makeOutput([...batchShape, m, n], 'float32');
-  native.gemm(
-    f32(backend, a), f32(backend, b), f32(backend, out), bias ? f32(backend, bias) : null,
-    Math.max(batchA, batchB), m, n, k, transposeA, transposeB,
-    batchA === 1 ? 0 : m * k, batchB === 1 ? 0 : k * n,
-  );
-  return out;
+  return {
+    a, b, bias, transposeA, transposeB, outShape: [...batchShape, m, n], batch: Math.max(batchA, batchB), m, n, k,
+    strideA: batchA === 1 ? 0 : m * k, strideB: batchB === 1 ? 0 : k * n,
+  };
 }
 
 /**
@@ -147,62 +236,6 @@ function reductionPlan(shape: readonly number[], axes: number[]): { kind: 'inner
   return null;
 }
 
-function elementwiseConfigs(native: NativeKernels, backendName: string): KernelConfig[] {
-  const unary = unaryOps.map((name, op): KernelConfig => {
-    const stock = stockKernel(name, backendName);
-    return {
-      ...stock,
-      kernelFunc: (args) => {
-        const { inputs, backend } = args as unknown as KernelArgs;
-        const x = input(inputs, 'x');
-        if (x.dtype !== 'float32') return stock.kernelFunc(args);
-        const out = backend.makeOutput(x.shape, 'float32');
-        native.unary(op, f32(backend, x), f32(backend, out), size(x.shape));
-        return out;
-      },
-    };
-  });
-  const binary = binaryOps.map((name, op): KernelConfig => {
-    const stock = stockKernel(name, backendName);
-    return {
-      ...stock,
-      kernelFunc: (args) => {
-        const { inputs, backend } = args as unknown as KernelArgs;
-        const a = input(inputs, 'a'), b = input(inputs, 'b');
-        if (a.dtype !== 'float32' || b.dtype !== 'float32') return stock.kernelFunc(args);
-        const outShape = tf.broadcast_util.assertAndGetBroadcastShape(a.shape, b.shape);
-        const plan = broadcastPlan(outShape, a.shape, b.shape);
-        if (!plan) return stock.kernelFunc(args);
-        const out = backend.makeOutput(outShape, 'float32');
-        native.binary(op, f32(backend, a), f32(backend, b), f32(backend, out), plan.shape, plan.stridesA, plan.stridesB);
-        return out;
-      },
-    };
-  });
-  const reduce = reduceOps.map((name, op): KernelConfig => {
-    const stock = stockKernel(name, backendName);
-    return {
-      ...stock,
-      kernelFunc: (args) => {
-        const { inputs, backend, attrs } = args as unknown as KernelArgs;
-        const x = input(inputs, 'x');
-        const axisAttr = (name === 'Max' ? attrs.reductionIndices : attrs.axis) as number | number[];
-        const axes = tf.util.parseAxisParam(axisAttr, x.shape);
-        const plan = x.dtype === 'float32' ? reductionPlan(x.shape, axes) : null;
-        if (!plan) return stock.kernelFunc(args);
-        const outShape = attrs.keepDims === true
-          ? x.shape.map((d, i) => (axes.includes(i) ? 1 : d))
-          : x.shape.filter((_, i) => !axes.includes(i));
-        const out = backend.makeOutput(outShape, 'float32');
-        const reduceFn = plan.kind === 'inner' ? native.reduceInner : native.reduceOuter;
-        reduceFn(op, f32(backend, x), f32(backend, out), plan.rows, plan.cols);
-        return out;
-      },
-    };
-  });
-  return [...unary, ...binary, ...reduce];
-}
-
 /** Transposes that keep the last axis (attention's head split and merge), as a 4-D permute. */
 function permutePlan(shape: readonly number[], perm: readonly number[]): { shape: Int32Array; perm: Int32Array } | null {
   const rank = shape.length;
@@ -214,171 +247,283 @@ function permutePlan(shape: readonly number[], perm: readonly number[]): { shape
   };
 }
 
-function movementConfigs(native: NativeKernels, backendName: string): KernelConfig[] {
-  const stockIdentity = stockKernel(tf.Identity, backendName);
-  const stockTranspose = stockKernel(tf.Transpose, backendName);
-  const stockSplit = stockKernel(tf.SplitV, backendName);
-  const stockConcat = stockKernel(tf.Concat, backendName);
-  const identityPerm = Int32Array.from([0, 1, 2, 3]);
-  return [
-    {
-      ...stockIdentity,
-      kernelFunc: (args) => {
-        const { inputs, backend } = args as unknown as KernelArgs;
-        const x = input(inputs, 'x');
-        if (x.dtype !== 'float32') return stockIdentity.kernelFunc(args);
-        const out = backend.makeOutput(x.shape, 'float32');
-        native.permute(f32(backend, x), f32(backend, out), Int32Array.from([1, 1, 1, size(x.shape)]), identityPerm);
-        return out;
-      },
+/** The last axis of x, if axis names it (as a possibly negative index): rows x cols. */
+function lastAxisRows(x: TensorInfo, axis: number): { rows: number; cols: number } | null {
+  const rank = x.shape.length;
+  if (rank === 0 || (axis !== -1 && axis !== rank - 1)) return null;
+  const cols = x.shape[rank - 1]!;
+  return { rows: cols === 0 ? 0 : size(x.shape) / cols, cols };
+}
+
+// ---- The kernels --------------------------------------------------------------------------------
+
+function unaryKernel(native: NativeKernels, name: string, op: number): FastKernel<TensorInfo> {
+  return {
+    name,
+    accept: (inputs) => { const x = input(inputs, 'x'); return x.dtype === 'float32' ? x : null; },
+    run: (heap, x) => {
+      const out = heap.output(x.shape);
+      native.unary(op, heap.f32(x), heap.f32(out), size(x.shape));
+      return out;
     },
-    {
-      ...stockTranspose,
-      kernelFunc: (args) => {
-        const { inputs, backend, attrs } = args as unknown as KernelArgs;
-        const x = input(inputs, 'x');
-        const perm = attrs.perm as number[];
-        const plan = x.dtype === 'float32' ? permutePlan(x.shape, perm) : null;
-        if (!plan) return stockTranspose.kernelFunc(args);
-        const out = backend.makeOutput(perm.map((p) => x.shape[p]!), 'float32');
-        native.permute(f32(backend, x), f32(backend, out), plan.shape, plan.perm);
-        return out;
-      },
+  };
+}
+
+interface BinaryPlan {
+  a: TensorInfo; b: TensorInfo; outShape: number[];
+  plan: NonNullable<ReturnType<typeof broadcastPlan>>;
+}
+
+function binaryKernel(native: NativeKernels, name: string, op: number): FastKernel<BinaryPlan> {
+  return {
+    name,
+    accept: (inputs) => {
+      const a = input(inputs, 'a'), b = input(inputs, 'b');
+      if (!allFloat32(a, b)) return null;
+      const outShape = tf.broadcast_util.assertAndGetBroadcastShape(a.shape, b.shape);
+      const plan = broadcastPlan(outShape, a.shape, b.shape);
+      return plan && { a, b, outShape, plan };
     },
-    {
-      ...stockSplit,
-      kernelFunc: (args) => {
-        const { inputs, backend, attrs } = args as unknown as KernelArgs;
-        const x = input(inputs, 'x');
-        const axis = tf.util.parseAxisParam(attrs.axis as number, x.shape)[0]!;
-        if (x.dtype !== 'float32' || axis !== x.shape.length - 1 || size(x.shape) === 0) return stockSplit.kernelFunc(args);
-        const widths = tf.backend_util.prepareSplitSize(x as Tensor, attrs.numOrSizeSplits as number | number[], axis);
-        const cols = x.shape[axis]!, rows = size(x.shape) / cols;
-        const outs = widths.map((w) => backend.makeOutput([...x.shape.slice(0, -1), w], 'float32'));
-        let from = 0;
-        outs.forEach((out, i) => {
-          native.copyColumns(f32(backend, x), cols, from, f32(backend, out), widths[i]!, 0, rows, widths[i]!);
-          from += widths[i]!;
-        });
-        return outs;
-      },
+    run: (heap, { a, b, outShape, plan }) => {
+      const out = heap.output(outShape);
+      native.binary(op, heap.f32(a), heap.f32(b), heap.f32(out), plan.shape, plan.stridesA, plan.stridesB);
+      return out;
     },
-    {
-      ...stockConcat,
-      kernelFunc: (args) => {
-        const { inputs, backend, attrs } = args as unknown as KernelArgs;
-        const parts = Object.values(inputs).filter((t): t is TensorInfo => t !== undefined);
-        const first = parts[0];
-        if (!first) return stockConcat.kernelFunc(args);
-        const rank = first.shape.length;
-        const axis = tf.util.parseAxisParam(attrs.axis as number, first.shape)[0]!;
-        const lead = first.shape.slice(0, -1);
-        const usable = axis === rank - 1 && parts.every(
-          (t) => t.dtype === 'float32' && size(t.shape) > 0 && t.shape.length === rank && t.shape.slice(0, -1).every((d, i) => d === lead[i]),
-        );
-        if (!usable) return stockConcat.kernelFunc(args);
-        const cols = parts.reduce((n, t) => n + t.shape[rank - 1]!, 0), rows = size(lead);
-        const out = backend.makeOutput([...lead, cols], 'float32');
-        let from = 0;
-        for (const t of parts) {
-          const w = t.shape[rank - 1]!;
-          native.copyColumns(f32(backend, t), w, 0, f32(backend, out), cols, from, rows, w);
-          from += w;
-        }
-        return out;
-      },
+  };
+}
+
+function reduceKernel(native: NativeKernels, name: string, op: number): FastKernel<{ x: TensorInfo; outShape: number[] } & NonNullable<ReturnType<typeof reductionPlan>>> {
+  return {
+    name,
+    accept: (inputs, attrs) => {
+      const x = input(inputs, 'x');
+      const axes = tf.util.parseAxisParam((name === 'Max' ? attrs.reductionIndices : attrs.axis) as number | number[], x.shape);
+      const plan = x.dtype === 'float32' ? reductionPlan(x.shape, axes) : null;
+      if (!plan) return null;
+      const outShape = attrs.keepDims === true
+        ? x.shape.map((d, i) => (axes.includes(i) ? 1 : d))
+        : x.shape.filter((_, i) => !axes.includes(i));
+      return { x, outShape, ...plan };
     },
-  ];
+    run: (heap, { x, outShape, kind, rows, cols }) => {
+      const out = heap.output(outShape);
+      (kind === 'inner' ? native.reduceInner : native.reduceOuter)(op, heap.f32(x), heap.f32(out), rows, cols);
+      return out;
+    },
+  };
+}
+
+/** Identity as a copy (tf.clone, and the gradients that pass a tensor through). */
+function identityKernel(native: NativeKernels): FastKernel<TensorInfo> {
+  const flat = Int32Array.from([0, 1, 2, 3]);
+  return {
+    name: tf.Identity,
+    accept: (inputs) => { const x = input(inputs, 'x'); return x.dtype === 'float32' ? x : null; },
+    run: (heap, x) => {
+      const out = heap.output(x.shape);
+      native.permute(heap.f32(x), heap.f32(out), Int32Array.from([1, 1, 1, size(x.shape)]), flat);
+      return out;
+    },
+  };
+}
+
+function transposeKernel(native: NativeKernels): FastKernel<{ x: TensorInfo; outShape: number[] } & NonNullable<ReturnType<typeof permutePlan>>> {
+  return {
+    name: tf.Transpose,
+    accept: (inputs, attrs) => {
+      const x = input(inputs, 'x'), perm = attrs.perm as number[];
+      const plan = x.dtype === 'float32' ? permutePlan(x.shape, perm) : null;
+      return plan && { x, outShape: perm.map((p) => x.shape[p]!), ...plan };
+    },
+    run: (heap, { x, outShape, shape, perm }) => {
+      const out = heap.output(outShape);
+      native.permute(heap.f32(x), heap.f32(out), shape, perm);
+      return out;
+    },
+  };
+}
+
+/** SplitV along the last axis (attention's q, k, v). */
+function splitKernel(native: NativeKernels): FastKernel<{ x: TensorInfo; widths: number[] }> {
+  return {
+    name: tf.SplitV,
+    accept: (inputs, attrs) => {
+      const x = input(inputs, 'x');
+      const axis = tf.util.parseAxisParam(attrs.axis as number, x.shape)[0]!;
+      if (x.dtype !== 'float32' || axis !== x.shape.length - 1 || size(x.shape) === 0) return null;
+      return { x, widths: tf.backend_util.prepareSplitSize(x as Tensor, attrs.numOrSizeSplits as number | number[], axis) };
+    },
+    run: (heap, { x, widths }) => {
+      const cols = x.shape[x.shape.length - 1]!, rows = size(x.shape) / cols;
+      const outs = widths.map((w) => heap.output([...x.shape.slice(0, -1), w]));
+      let from = 0;
+      outs.forEach((out, i) => {
+        native.copyColumns(heap.f32(x), cols, from, heap.f32(out), widths[i]!, 0, rows, widths[i]!);
+        from += widths[i]!;
+      });
+      return outs;
+    },
+  };
+}
+
+/** Concat along the last axis of tensors that agree on the others. */
+function concatKernel(native: NativeKernels): FastKernel<TensorInfo[]> {
+  return {
+    name: tf.Concat,
+    accept: (inputs, attrs) => {
+      const parts = Object.values(inputs).filter((t): t is TensorInfo => t !== undefined);
+      const first = parts[0];
+      if (!first) return null;
+      const rank = first.shape.length, lead = first.shape.slice(0, -1);
+      const axis = tf.util.parseAxisParam(attrs.axis as number, first.shape)[0]!;
+      const usable = axis === rank - 1 && parts.every(
+        (t) => t.dtype === 'float32' && size(t.shape) > 0 && t.shape.length === rank && t.shape.slice(0, -1).every((d, i) => d === lead[i]),
+      );
+      return usable ? parts : null;
+    },
+    run: (heap, parts) => {
+      const lead = parts[0]!.shape.slice(0, -1), rank = lead.length + 1;
+      const cols = parts.reduce((n, t) => n + t.shape[rank - 1]!, 0), rows = size(lead);
+      const out = heap.output([...lead, cols]);
+      let from = 0;
+      for (const t of parts) {
+        const w = t.shape[rank - 1]!;
+        native.copyColumns(heap.f32(t), w, 0, heap.f32(out), cols, from, rows, w);
+        from += w;
+      }
+      return out;
+    },
+  };
+}
+
+function runMatMul(native: NativeKernels, heap: WasmHeap, p: MatMulPlan): TensorInfo {
+  const out = heap.output(p.outShape);
+  native.gemm(
+    heap.f32(p.a), heap.f32(p.b), heap.f32(out), p.bias ? heap.f32(p.bias) : null,
+    p.batch, p.m, p.n, p.k, p.transposeA, p.transposeB, p.strideA, p.strideB,
+  );
+  return out;
+}
+
+function batchMatMulKernel(native: NativeKernels): FastKernel<MatMulPlan> {
+  return {
+    name: tf.BatchMatMul,
+    accept: (inputs, attrs) => matMulPlan(input(inputs, 'a'), input(inputs, 'b'), null, attrs),
+    run: (heap, plan) => runMatMul(native, heap, plan),
+  };
+}
+
+/** _FusedMatMul with a bias or none, without an activation (the model's linear layers). */
+function fusedMatMulKernel(native: NativeKernels): FastKernel<MatMulPlan> {
+  return {
+    name: tf._FusedMatMul,
+    accept: (inputs, attrs) => attrs.activation !== 'linear' || inputs.preluActivationWeights
+      ? null
+      : matMulPlan(input(inputs, 'a'), input(inputs, 'b'), inputs.bias ?? null, attrs),
+    run: (heap, plan) => runMatMul(native, heap, plan),
+  };
+}
+
+function softmaxKernel(native: NativeKernels): FastKernel<{ x: TensorInfo; rows: number; cols: number }> {
+  return {
+    name: tf.Softmax,
+    accept: (inputs, attrs) => {
+      const x = input(inputs, 'logits');
+      const rows = x.dtype === 'float32' ? lastAxisRows(x, attrs.dim as number) : null;
+      return rows && { x, ...rows };
+    },
+    run: (heap, { x, rows, cols }) => {
+      const out = heap.output(x.shape);
+      native.softmax(heap.f32(x), heap.f32(out), rows, cols);
+      return out;
+    },
+  };
+}
+
+function softmaxGradKernelOf(native: NativeKernels): FastKernel<{ dy: TensorInfo; y: TensorInfo; rows: number; cols: number }> {
+  return {
+    name: softmaxGradKernel,
+    own: true,
+    accept: (inputs) => {
+      const dy = input(inputs, 'dy'), y = input(inputs, 'y');
+      const rows = allFloat32(dy, y) ? lastAxisRows(y, -1) : null;
+      return rows && { dy, y, ...rows };
+    },
+    run: (heap, { dy, y, rows, cols }) => {
+      const out = heap.output(y.shape);
+      native.softmaxGrad(heap.f32(dy), heap.f32(y), heap.f32(out), rows, cols);
+      return out;
+    },
+  };
+}
+
+type CrossEntropyInputs = Record<'logits' | 'targets' | 'weights', TensorInfo> & { rows: number; cols: number };
+
+function crossEntropyKernelOf(native: NativeKernels): FastKernel<CrossEntropyInputs> {
+  return {
+    name: crossEntropyKernel,
+    own: true,
+    accept: (inputs) => {
+      const logits = input(inputs, 'logits'), targets = input(inputs, 'targets'), weights = input(inputs, 'weights');
+      const [rows, cols] = logits.shape as [number, number];
+      return allFloat32(logits, weights) && targets.dtype === 'int32' ? { logits, targets, weights, rows, cols } : null;
+    },
+    run: (heap, { logits, targets, weights, rows, cols }) => {
+      const loss = heap.output([rows]), logZ = heap.output([rows]);
+      native.crossEntropy(heap.f32(logits), heap.i32(targets), heap.f32(weights), heap.f32(loss), heap.f32(logZ), rows, cols);
+      return [loss, logZ];
+    },
+  };
+}
+
+type CrossEntropyGradInputs = Record<'logits' | 'logZ' | 'targets' | 'rowScale', TensorInfo> & { rows: number; cols: number };
+
+function crossEntropyGradKernelOf(native: NativeKernels): FastKernel<CrossEntropyGradInputs> {
+  return {
+    name: crossEntropyGradKernel,
+    own: true,
+    accept: (inputs) => {
+      const logits = input(inputs, 'logits'), logZ = input(inputs, 'logZ'), targets = input(inputs, 'targets'), rowScale = input(inputs, 'rowScale');
+      const [rows, cols] = logits.shape as [number, number];
+      return allFloat32(logits, logZ, rowScale) && targets.dtype === 'int32' ? { logits, logZ, targets, rowScale, rows, cols } : null;
+    },
+    run: (heap, { logits, logZ, targets, rowScale, rows, cols }) => {
+      const dx = heap.output([rows, cols]);
+      native.crossEntropyGrad(heap.f32(logits), heap.f32(logZ), heap.i32(targets), heap.f32(rowScale), heap.f32(dx), rows, cols);
+      return dx;
+    },
+  };
 }
 
 function kernelConfigs(native: NativeKernels, backendName: string): KernelConfig[] {
-  const stockBatchMatMul = stockKernel(tf.BatchMatMul, backendName);
-  const stockFusedMatMul = stockKernel(tf._FusedMatMul, backendName);
-  const stockSoftmax = stockKernel(tf.Softmax, backendName);
+  const on = <Plan>(kernel: FastKernel<Plan>): KernelConfig => kernelConfig(kernel, backendName);
   return [
-    {
-      ...stockBatchMatMul,
-      kernelFunc: (args) => {
-        const { inputs, backend, attrs } = args as unknown as KernelArgs;
-        return blasMatMul(native, backend, input(inputs, 'a'), input(inputs, 'b'), null, attrs.transposeA === true, attrs.transposeB === true)
-          ?? stockBatchMatMul.kernelFunc(args);
-      },
-    },
-    {
-      ...stockFusedMatMul,
-      kernelFunc: (args) => {
-        const { inputs, backend, attrs } = args as unknown as KernelArgs;
-        if (attrs.activation !== 'linear' || inputs.preluActivationWeights) return stockFusedMatMul.kernelFunc(args);
-        return blasMatMul(
-          native, backend, input(inputs, 'a'), input(inputs, 'b'), inputs.bias ?? null, attrs.transposeA === true, attrs.transposeB === true,
-        ) ?? stockFusedMatMul.kernelFunc(args);
-      },
-    },
-    {
-      ...stockSoftmax,
-      kernelFunc: (args) => {
-        const { inputs, backend, attrs } = args as unknown as KernelArgs;
-        const x = input(inputs, 'logits');
-        const cols = x.shape[x.shape.length - 1];
-        const dim = attrs.dim as number;
-        if (x.dtype !== 'float32' || (dim !== -1 && dim !== x.shape.length - 1)) return stockSoftmax.kernelFunc(args);
-        const out = backend.makeOutput(x.shape, 'float32');
-        native.softmax(f32(backend, x), f32(backend, out), size(x.shape) / cols, cols);
-        return out;
-      },
-    },
-    {
-      kernelName: softmaxGradKernel,
-      backendName,
-      kernelFunc: (args) => {
-        const { inputs, backend } = args as unknown as KernelArgs;
-        const dy = input(inputs, 'dy'), y = input(inputs, 'y');
-        const cols = y.shape[y.shape.length - 1];
-        const out = backend.makeOutput(y.shape, 'float32');
-        native.softmaxGrad(f32(backend, dy), f32(backend, y), f32(backend, out), size(y.shape) / cols, cols);
-        return out;
-      },
-    },
-    {
-      kernelName: crossEntropyKernel,
-      backendName,
-      kernelFunc: (args) => {
-        const { inputs, backend } = args as unknown as KernelArgs;
-        const logits = input(inputs, 'logits'), targets = input(inputs, 'targets'), weights = input(inputs, 'weights');
-        const [rows, cols] = logits.shape as [number, number];
-        const loss = backend.makeOutput([rows], 'float32'), logZ = backend.makeOutput([rows], 'float32');
-        native.crossEntropy(f32(backend, logits), i32(backend, targets), f32(backend, weights), f32(backend, loss), f32(backend, logZ), rows, cols);
-        return [loss, logZ];
-      },
-    },
-    {
-      kernelName: crossEntropyGradKernel,
-      backendName,
-      kernelFunc: (args) => {
-        const { inputs, backend } = args as unknown as KernelArgs;
-        const logits = input(inputs, 'logits'), logZ = input(inputs, 'logZ'), targets = input(inputs, 'targets'), rowScale = input(inputs, 'rowScale');
-        const [rows, cols] = logits.shape as [number, number];
-        const dx = backend.makeOutput([rows, cols], 'float32');
-        native.crossEntropyGrad(f32(backend, logits), f32(backend, logZ), i32(backend, targets), f32(backend, rowScale), f32(backend, dx), rows, cols);
-        return dx;
-      },
-    },
+    ...unaryOps.map((name, op) => on(unaryKernel(native, name, op))),
+    ...binaryOps.map((name, op) => on(binaryKernel(native, name, op))),
+    ...reduceOps.map((name, op) => on(reduceKernel(native, name, op))),
+    on(identityKernel(native)), on(transposeKernel(native)), on(splitKernel(native)), on(concatKernel(native)),
+    on(batchMatMulKernel(native)), on(fusedMatMulKernel(native)), on(softmaxKernel(native)),
+    on(softmaxGradKernelOf(native)), on(crossEntropyKernelOf(native)), on(crossEntropyGradKernelOf(native)),
   ];
 }
 
+// ---- Softmax's gradient -------------------------------------------------------------------------
+
 /**
- * Softmax's gradient in one kernel where the current backend has it (over the last axis), else
- * tfjs's own gradient. Gradients are registered for every backend at once, hence the check per call.
+ * Softmax's gradient through GptmedSoftmaxGrad on the wasm backend. tfjs keeps one gradient per kernel
+ * name for all backends (registerGradient takes no backend), so this replacement is seen everywhere:
+ * on any other backend it calls tfjs's own gradient, giving the stock result, and on wasm it does so
+ * for inputs GptmedSoftmaxGrad does not take (counted as its fallbacks).
  */
-function softmaxGradConfig(stock: GradConfig): GradConfig {
+function softmaxGradient(stock: GradConfig): GradConfig {
   return {
     ...stock,
     gradFunc: (dy, saved, attrs) => {
+      if (tf.getBackend() !== 'wasm' || !tf.getKernel(softmaxGradKernel, 'wasm')) return stock.gradFunc(dy, saved, attrs);
       const [y] = saved;
-      const dim = (attrs as { dim: number }).dim;
-      const backendName = tf.getBackend();
       const single = dy as Tensor;
-      if (!tf.getKernel(softmaxGradKernel, backendName) || (dim !== -1 && dim !== y.rank - 1) || single.dtype !== 'float32') {
+      if (!y || single.dtype !== 'float32' || !lastAxisRows(y, (attrs as { dim: number }).dim)) {
+        callsOf(softmaxGradKernel).fallback++;
         return stock.gradFunc(dy, saved, attrs);
       }
       return { logits: () => tf.engine().runKernel(softmaxGradKernel, { dy: single, y }) as Tensor };
@@ -386,30 +531,32 @@ function softmaxGradConfig(stock: GradConfig): GradConfig {
   };
 }
 
+// ---- Registration -------------------------------------------------------------------------------
+
 let registeredFor: string | undefined;
 
 /**
- * Replaces the wasm backend's slow kernels with the native ones, where the addon and a BLAS load.
- * Returns enabled: false with one notice line when they do not (or when GPTMED_FAST_KERNELS=0),
- * and enabled: false without a notice for backends that need no help (tfjs-node) or that these
- * kernels do not serve.
+ * Replaces the wasm backend's slow kernels with the native ones, where the addon and a BLAS load and
+ * tfjs is the release they were written for. Returns enabled: false with one notice line when they do
+ * not (or when GPTMED_FAST_KERNELS=0), and enabled: false without a notice for backends that need no
+ * help (tfjs-node) or that these kernels do not serve.
  */
 export async function registerFastKernels(backendName: string): Promise<FastKernelsStatus> {
   if (backendName !== 'wasm') return { enabled: false };
-  if (process.env[fastKernelsSwitch] === '0') {
-    return { enabled: false, notice: `fast CPU kernels off (${fastKernelsSwitch}=0): training on the stock wasm kernels` };
-  }
+  const stockLine = 'training on the stock wasm kernels';
+  if (process.env[fastKernelsSwitch] === '0') return { enabled: false, notice: `fast CPU kernels off (${fastKernelsSwitch}=0): ${stockLine}` };
   const load = loadNativeKernels();
-  if (!load.kernels) {
-    return { enabled: false, notice: `fast CPU kernels unavailable: ${load.reason}; training on the stock wasm kernels (about 10x slower)` };
-  }
+  if (!load.kernels) return { enabled: false, notice: `fast CPU kernels unavailable: ${load.reason}; ${stockLine} (about 10x slower)` };
   if (registeredFor === backendName) return { enabled: true };
   await tf.ready();
-  for (const config of [...kernelConfigs(load.kernels, backendName), ...elementwiseConfigs(load.kernels, backendName), ...movementConfigs(load.kernels, backendName)]) {
+  const problem = wasmInternalsProblem({ core: tf.version_core, wasm: version_wasm }, tf.findBackend(backendName));
+  if (problem) return { enabled: false, notice: `fast CPU kernels off: ${problem}; ${stockLine} (about 10x slower)` };
+  for (const config of kernelConfigs(load.kernels, backendName)) {
     if (tf.getKernel(config.kernelName, backendName)) tf.unregisterKernel(config.kernelName, backendName);
     tf.registerKernel(config);
   }
-  tf.registerGradient(softmaxGradConfig(tf.getGradient(tf.Softmax)));
+  const stockGradient = tf.getGradient(tf.Softmax);
+  if (stockGradient) tf.registerGradient(softmaxGradient(stockGradient));
   registeredFor = backendName;
   return { enabled: true };
 }

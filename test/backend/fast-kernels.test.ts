@@ -1,8 +1,10 @@
 /**
  * The native kernels (src/backend/fast-kernels.ts) against tfjs's reference cpu backend on random
  * inputs, forward and gradients, at sizes that take the multi-threaded paths; and whole training
- * runs with and without them. CI installs libopenblas0-pthread and a C++ compiler, so the fast
- * path must be enabled here.
+ * runs with and without them. The kernels' call counters show which path ran: each fast kernel
+ * runs during a real training step, and inputs it does not take are counted as fallbacks and give
+ * the stock result. CI installs libopenblas0-pthread and a C++ compiler, so the fast path must be
+ * enabled here.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -10,9 +12,16 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
+import * as fs from 'node:fs';
 import seedrandom from 'seedrandom';
-import { broadcastPlan, registerFastKernels } from '../../src/backend/fast-kernels.js';
+import {
+  broadcastPlan, fastKernelCalls, registerFastKernels, resetFastKernelCalls, softmaxGradKernel, tfjsVersionWrittenFor, wasmInternalsProblem,
+} from '../../src/backend/fast-kernels.js';
+import { registerMissingWasmKernels } from '../../src/backend/missing-kernels.js';
+import { GPT } from '../../src/model/gpt.js';
 import { hasFusedCrossEntropy, weightedCrossEntropy } from '../../src/model/loss.js';
+import { AdamW } from '../../src/train/optimizer.js';
+import { TrainStep } from '../../src/train/step.js';
 import { repoRoot } from '../helpers.js';
 
 await tf.setBackend('wasm');
@@ -60,6 +69,17 @@ async function check(what: string, fn: () => tf.Tensor | tf.Tensor[], rtol?: num
   fast.forEach((values, i) => assertClose(values, reference[i]!, `${what} #${i}`, rtol, atol));
 }
 
+/** Runs `body` with the call counters from zero; asserts each of `kernels` took its fast path and never fell back. */
+async function ranFast(kernels: string[], body: () => Promise<void>): Promise<void> {
+  resetFastKernelCalls();
+  await body();
+  const calls = fastKernelCalls();
+  for (const name of kernels) {
+    assert.ok((calls[name]?.fast ?? 0) > 0, `${name} took the fast path (${JSON.stringify(calls[name])})`);
+    assert.equal(calls[name]?.fallback, 0, `${name} never fell back`);
+  }
+}
+
 test('the fast path is enabled on the wasm backend, and declined without a notice elsewhere', async () => {
   assert.equal(status.enabled, true, status.notice);
   assert.deepEqual(await registerFastKernels('cpu'), { enabled: false });
@@ -79,14 +99,14 @@ test('matrix products in every transposed, batched and broadcast form, with thei
   ];
   for (const { a, b, ta, tb } of cases) {
     const av = randomArray(sizeOf(a)), bv = randomArray(sizeOf(b));
-    await check(`matMul ${a} x ${b} ${ta} ${tb}`, () => {
+    await ranFast(['BatchMatMul'], () => check(`matMul ${a} x ${b} ${ta} ${tb}`, () => {
       const x = tf.tensor(av, a), y = tf.tensor(bv, b);
       const product = tf.matMul(x, y, ta, tb);
       if (a.length !== b.length) return [product]; // tfjs's BatchMatMul gradient does not un-broadcast
       const weight = tf.tensor(randomArrayFrom(product.size), product.shape);
       const grads = tf.grads((p: tf.Tensor, q: tf.Tensor) => tf.sum(tf.mul(tf.matMul(p, q, ta, tb), weight)))([x, y]);
       return [product, ...grads];
-    }, 1e-4, 1e-4); // sums of up to 512 products of O(1) terms, in BLAS's order
+    }, 1e-4, 1e-4)); // sums of up to 512 products of O(1) terms, in BLAS's order
   }
 });
 
@@ -97,25 +117,25 @@ function randomArrayFrom(n: number): Float32Array {
 
 test('fused matMul with bias, and its gradients', async () => {
   const av = randomArray(300 * 64), bv = randomArray(96 * 64), biasV = randomArray(96);
-  await check('fused matMul', () => {
+  await ranFast(['_FusedMatMul'], () => check('fused matMul', () => {
     const a = tf.tensor2d(av, [300, 64]), b = tf.tensor2d(bv, [96, 64]), bias = tf.tensor1d(biasV);
     const weight = tf.tensor2d(randomArrayFrom(300 * 96), [300, 96]);
     const out = tf.fused.matMul({ a, b, bias, transposeB: true });
     const grads = tf.grads((p: tf.Tensor, q: tf.Tensor, r: tf.Tensor) =>
       tf.sum(tf.mul(tf.fused.matMul({ a: p as tf.Tensor2D, b: q as tf.Tensor2D, bias: r, transposeB: true }), weight)))([a, b, bias]);
     return [out, ...grads];
-  });
+  }));
 });
 
 test('softmax over the last axis (attention and vocabulary sizes), with a masked row, and its gradient', async () => {
   for (const shape of [[2, 4, 33, 33], [64, 8000]]) {
     const xv = randomArray(sizeOf(shape), -6, 6);
     xv.fill(-1e9, 1, shape.at(-1)!); // row 0 sees only its first position, as causal attention's first query
-    await check(`softmax ${shape}`, () => {
+    await ranFast(['Softmax', softmaxGradKernel], () => check(`softmax ${shape}`, () => {
       const x = tf.tensor(xv, shape);
       const weight = tf.tensor(randomArrayFrom(x.size), shape);
       return [tf.softmax(x), tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.softmax(t), weight)))(x)];
-    }, 1e-4, 1e-6);
+    }, 1e-4, 1e-6));
   }
 });
 
@@ -146,7 +166,8 @@ test('element-wise functions, including exp far below and above zero', async () 
     ['tanh', tf.tanh, randomArray(n, -6, 6)],
   ];
   for (const [name, op, values] of ops) {
-    await check(name, () => op(tf.tensor1d(values)), 1e-5, name === 'erf' ? 2e-7 : 1e-30);
+    const kernel = name[0]!.toUpperCase() + name.slice(1); // exp -> Exp
+    await ranFast([kernel], () => check(name, () => op(tf.tensor1d(values)), 1e-5, name === 'erf' ? 2e-7 : 1e-30));
   }
 });
 
@@ -179,10 +200,12 @@ test('sums, maxima and means over leading, trailing and middle axes', async () =
   const xv = randomArray(sizeOf(shape));
   for (const axis of [-1, 2, 0, [0, 1], [1, 2], 1]) {
     for (const keepDims of [false, true]) {
-      await check(`reductions ${axis} ${keepDims}`, () => {
+      const check3 = (): Promise<void> => check(`reductions ${axis} ${keepDims}`, () => {
         const x = tf.tensor(xv, shape);
         return [tf.sum(x, axis, keepDims), tf.max(x, axis, keepDims), tf.mean(x, axis, keepDims)];
       }, 1e-5, 1e-4);
+      // A middle axis alone is not a leading or trailing run: the stock kernels take it.
+      await (axis === 1 ? check3() : ranFast(['Sum', 'Max', 'Mean'], check3));
     }
   }
 });
@@ -199,6 +222,66 @@ test('transposes, splits, concatenations and copies', async () => {
       q!, k!, v!, ...uneven, tf.concat(uneven, 1), tf.concat([q!, v!], -1), tf.concat([q!, k!], 0), tf.clone(x),
     ];
   }, 0, 0);
+});
+
+test('a training step of a small GPT (forward, backward, AdamW) runs every fast kernel it uses on the fast path', () => {
+  registerMissingWasmKernels(); // the embeddings' gradient, as initBackend does
+  const model = new GPT({ vocabSize: 64, dModel: 32, nLayers: 1, nHeads: 4, dFf: 64, maxSeqLen: 16, dropout: 0 }, { seed: 3 });
+  const step = new TrainStep(model, new AdamW(model.parameters(), { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.01 }), 1.0);
+  const [rows, T] = [2, 16];
+  const x = Int32Array.from({ length: rows * T }, (_, i) => (i * 7) % 64), y = Int32Array.from(x, (t) => (t + 1) % 64);
+  resetFastKernelCalls();
+  const { loss } = step.run([{ rows, T, x, y, weights: new Float32Array(rows * T).fill(1), targets: rows * T }], 1e-3, 'fast-path');
+  assert.ok(Number.isFinite(loss));
+  // Used only outside this step, and checked by the tests above: log and max (the unfused loss), tanh,
+  // _FusedMatMul (the model's linear layers are matMul + add).
+  const notInStep = new Set(['Log', 'Max', 'Tanh', '_FusedMatMul']);
+  const calls = Object.entries(fastKernelCalls());
+  assert.ok(calls.length >= 25, `registered kernels: ${calls.map(([name]) => name).join(', ')}`);
+  for (const [name, counts] of calls.filter(([name]) => !notInStep.has(name))) {
+    assert.ok(counts.fast > 0, `${name} took the fast path in a training step (${JSON.stringify(counts)})`);
+  }
+  model.dispose();
+});
+
+test('inputs a fast kernel does not take are counted as fallbacks and give the stock result', async () => {
+  const cases: Array<[string, () => tf.Tensor]> = [
+    ['Add', () => tf.add(tf.tensor1d([1, 2, 3], 'int32'), tf.tensor1d([4, 5, 6], 'int32'))], // another dtype
+    ['Add', () => tf.add(tf.tensor(randomArrayFrom(720), [2, 3, 4, 5, 6]), tf.tensor(randomArrayFrom(48), [2, 1, 4, 1, 6]))], // 5 broadcast dims
+    ['Sum', () => tf.sum(tf.tensor(randomArrayFrom(60), [3, 4, 5]), 1)], // a middle axis
+    ['Transpose', () => tf.transpose(tf.tensor(randomArrayFrom(24), [2, 3, 4]), [2, 0, 1])], // moves the last axis
+  ];
+  for (const [kernel, fn] of cases) {
+    resetFastKernelCalls();
+    const { fast, reference } = await onBoth(fn);
+    assert.deepEqual(fastKernelCalls()[kernel], { fast: 0, fallback: 1 }, kernel);
+    assertClose(fast[0]!, reference[0]!, `${kernel} fallback`, 1e-6, 1e-7); // wasm and cpu sum in other orders
+  }
+});
+
+test("Softmax's gradient is tfjs's own on other backends (gradients are global in tfjs)", async () => {
+  await tf.setBackend('cpu');
+  resetFastKernelCalls();
+  const x = tf.tensor2d(randomArrayFrom(40), [4, 10]), w = tf.tensor2d(randomArrayFrom(40).reverse(), [4, 10]);
+  const dx = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.softmax(t), w)))(x);
+  // tfjs's softmax gradient, step for step: y * dy - sum(y * dy) * y over the last axis.
+  const y = tf.softmax(x), dyTimesY = tf.mul(w, y);
+  const stock = tf.sub(dyTimesY, tf.mul(tf.sum(dyTimesY, -1, true), y));
+  assert.deepEqual(dx.dataSync(), stock.dataSync());
+  assert.deepEqual(fastKernelCalls()[softmaxGradKernel], { fast: 0, fallback: 0 });
+  tf.dispose([x, w, dx, y, dyTimesY, stock]);
+  await tf.setBackend('wasm');
+});
+
+test('the fast path is turned off, with a reason, for a tfjs other than the one it was written for', () => {
+  const backend = tf.findBackend('wasm');
+  assert.equal(wasmInternalsProblem({ core: tf.version_core, wasm: tfjsVersionWrittenFor }, backend), null);
+  assert.match(wasmInternalsProblem({ core: tfjsVersionWrittenFor, wasm: '4.23.0' }, backend) ?? '', /written for tfjs 4\.22\.0.*tfjs-backend-wasm 4\.23\.0/);
+  assert.match(wasmInternalsProblem({ core: tfjsVersionWrittenFor, wasm: tfjsVersionWrittenFor }, {}) ?? '', /lacks makeOutput/);
+  // package.json pins tfjs to exactly that release.
+  const pkg = JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
+  assert.equal(pkg.dependencies['@tensorflow/tfjs'], tfjsVersionWrittenFor);
+  assert.equal(pkg.dependencies['@tensorflow/tfjs-backend-wasm'], tfjsVersionWrittenFor);
 });
 
 test('50 training steps: the loss with the fast kernels is within 1e-3 of the stock wasm kernels', () => {
