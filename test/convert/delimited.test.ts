@@ -62,4 +62,7 @@ test('a quoted field that is never closed is an error naming the line it opens o
 test('HTML from Anki fields: line breaks, blocks, tags and entities', () => {
   assert.equal(stripHtml('<div><b>x &lt; y</b></div>line<br>two<br />&amp;&nbsp;&#233;&#x263A;'), 'x < y\nline\ntwo\n& \u00e9\u263a');
   assert.equal(stripHtml('keep &unknown; as is'), 'keep &unknown; as is');
+  // Every HTML5 entity, not a hand-picked few: &eacute; once passed through as written.
+  assert.equal(stripHtml('caf&eacute; caf&#233; caf&#xE9; caf&#XE9;&nbsp;&Eacute;&euro;&hearts;&rarr;&frac12;'), 'caf\u00e9 caf\u00e9 caf\u00e9 caf\u00e9 \u00c9\u20ac\u2665\u2192\u00bd');
+  assert.equal(stripHtml('&lt;b&gt; &amp;amp; &quot;q&quot; &apos;a&apos; &mdash;&hellip;'), '<b> &amp; "q" \'a\' \u2014\u2026');
 });
