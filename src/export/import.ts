@@ -17,17 +17,10 @@ import { writeDirAtomic } from '../common/atomic.js';
 import { UserError } from '../common/errors.js';
 import { sha256 } from '../common/hash.js';
 import { checkOutput } from '../common/output.js';
-import {
-  runTokenizerFile,
-  runTokenizerRef,
-  saveCheckpointArrays,
-  stepDirName,
-  writePointer,
-  type JsonObject,
-  type NamedArray,
-} from '../model/checkpoint.js';
+import type { NamedArray, TrainState } from '../model/checkpoint.js';
 import { validateModelConfig, type ModelConfig } from '../model/config.js';
 import { parameterSpecs } from '../model/gpt.js';
+import { runTokenizerFile, runTokenizerRef, saveCheckpointArrays, stepDirName, writePointer } from '../model/run-dir.js';
 import { parseModelFile, specialIdsOf } from '../tokenizer/tokenizer.js';
 import { fromGpt2, toGpt2 } from './gpt2-layout.js';
 import { gptmedBlockFormat, hfFiles } from './hf.js';
@@ -246,7 +239,7 @@ export async function importHf(opts: ImportOptions): Promise<ImportResult> {
     const size = s.shape.reduce((a, b) => a * b, 1);
     return (['m', 'v'] as const).map((k) => ({ name: `${k}.${s.name}`, shape: s.shape, data: new Float32Array(size) }));
   });
-  const trainState: JsonObject = {
+  const trainState: TrainState = {
     epoch: 0,
     cursor: 0,
     trainRows: 0,

@@ -5,7 +5,8 @@
 import * as fs from 'node:fs';
 import { UserError } from '../common/errors.js';
 import { sha256 } from '../common/hash.js';
-import { checkpointTokenizerPath, readManifest, readTensors, resolveCheckpoint, type CheckpointManifest } from '../model/checkpoint.js';
+import { readManifest, readTensors, type CheckpointManifest } from '../model/checkpoint.js';
+import { checkpointTokenizerPath, resolveCheckpoint } from '../model/run-dir.js';
 import type { ModelProto } from '../tokenizer/model-proto.js';
 import { parseModelFile } from '../tokenizer/tokenizer.js';
 

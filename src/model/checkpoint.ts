@@ -1,18 +1,18 @@
 /**
- * THE checkpoint format (MANUAL.md "train", section "Checkpoint directory").
- * A run directory holds step directories and two pointer files:
- *   <run>/step-000500/manifest.json   what is saved, configs, tokenizer hash, training state
- *   <run>/step-000500/weights.bin     model parameters, float32 little-endian, in parameterSpecs order
- *   <run>/step-000500/optimizer.bin   optimizer moments, same layout (absent in weights-only exports)
- *   <run>/latest, <run>/best          one line: the name of a step directory
- * A step directory is written to a temporary sibling and renamed; pointers are
- * replaced atomically, so a kill at any moment leaves loadable checkpoints.
+ * THE checkpoint format (MANUAL.md "train", section "Checkpoint directory"):
+ * one step directory, written and read back. Where step directories live, the
+ * pointers to them and the rest of the run directory are src/model/run-dir.ts.
+ *   <step dir>/manifest.json   what is saved, configs, tokenizer hash, training state
+ *   <step dir>/weights.bin     model parameters, float32 little-endian, in parameterSpecs order
+ *   <step dir>/optimizer.bin   optimizer moments, same layout (absent in weights-only exports)
+ * A step directory is written to a temporary sibling and renamed, so a kill at
+ * any moment leaves the old one or the new one whole.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { writeDirAtomic, writeFileAtomic } from '../common/atomic.js';
+import { writeDirAtomic } from '../common/atomic.js';
 import { UserError } from '../common/errors.js';
-import { sha256, sha256File } from '../common/hash.js';
+import { sha256 } from '../common/hash.js';
 import type { ShardsMeta } from '../dataset/shards.js';
 import { validateModelConfig, type ModelConfig } from './config.js';
 import { GPT } from './gpt.js';
@@ -35,6 +35,32 @@ export interface TensorFileInfo {
   tensors: TensorEntry[];
 }
 
+/**
+ * Where a training run stands between two steps (src/train keeps it; a resume
+ * continues from it). gptmed-import writes trainRows 0: a model not yet trained
+ * on any shards here.
+ */
+export interface TrainState {
+  /** Epoch (0-based) of the next step, and the next row of that epoch's order. */
+  epoch: number;
+  cursor: number;
+  /** Rows of the training data (a resumed run refuses data of another size). */
+  trainRows: number;
+  /** The run's seed: data order = shuffle(seed, epoch); dropout masks = f(seed, step). */
+  seed: number;
+  optimizerUpdates: number;
+  tokensSeen: number;
+  bestValLoss: number | null;
+  bestStep: number | null;
+  lastValLoss: number | null;
+  evalsWithoutImprovement: number;
+}
+
+/** The state of a run before its first step, on `trainRows` rows of training data. */
+export function newTrainState(trainRows: number, seed: number): TrainState {
+  return { epoch: 0, cursor: 0, trainRows, seed, optimizerUpdates: 0, tokensSeen: 0, bestValLoss: null, bestStep: null, lastValLoss: null, evalsWithoutImprovement: 0 };
+}
+
 export interface CheckpointManifest {
   format: 'gptmed-checkpoint';
   version: 1;
@@ -50,10 +76,9 @@ export interface CheckpointManifest {
   specialIds: ShardsMeta['specialIds'];
   /** Tokens per shard row the model was trained on. */
   seqLen: number;
-  /** The training settings of the run (owned by src/train). */
+  /** The training settings of the run, as src/train's trainConfigJson writes them ({} for an imported model). */
   trainConfig: JsonObject;
-  /** Epoch, data position, RNG seeds, losses (owned by src/train). */
-  trainState: JsonObject;
+  trainState: TrainState;
   /** The tfjs backend that wrote it. */
   backend: string;
   createdAt: string;
@@ -61,17 +86,7 @@ export interface CheckpointManifest {
   optimizer: TensorFileInfo | null;
 }
 
-export type PointerName = 'latest' | 'best';
-
 export const manifestFile = 'manifest.json';
-/** The run's own copy of its tokenizer, beside the step directories: a run directory moved or copied still has it. */
-export const runTokenizerFile = 'tokenizer.model';
-/** What a new manifest's tokenizer.file says: the run's copy, relative to the step directory. */
-export const runTokenizerRef = `../${runTokenizerFile}`;
-
-export function stepDirName(step: number): string {
-  return `step-${String(step).padStart(6, '0')}`;
-}
 
 export interface NamedArray {
   name: string;
@@ -93,30 +108,28 @@ function packTensors(file: string, arrays: readonly NamedArray[]): { info: Tenso
   return { info: { file, bytes: bytes.length, sha256: sha256(bytes), tensors }, bytes };
 }
 
+/** What the writer of a checkpoint says; the rest of the manifest is computed. */
 export type ManifestFields = Omit<CheckpointManifest, 'format' | 'version' | 'weights' | 'optimizer' | 'createdAt' | 'parameterCount' | 'modelConfig'>;
 
-/**
- * Write `<runDir>/step-NNNNNN` atomically: the model's weights, the optimizer
- * arrays (if any) and the manifest. Returns the step directory.
- */
-export async function saveCheckpoint(runDir: string, model: GPT, fields: ManifestFields, optimizer: readonly NamedArray[] | null): Promise<string> {
+/** The model's parameters as named arrays, in parameterSpecs order. */
+export async function modelArrays(model: GPT): Promise<NamedArray[]> {
   const weights: NamedArray[] = [];
   for (const p of model.parameters()) {
     weights.push({ name: p.name, shape: p.shape, data: (await p.variable.data()) as Float32Array });
   }
-  return saveCheckpointArrays(runDir, { ...fields, modelConfig: model.config }, weights, optimizer);
+  return weights;
 }
 
 /**
- * saveCheckpoint from plain arrays (no tfjs): `weights` in parameterSpecs order. gptmed-import writes
- * its checkpoint with this; the parameter count is the weights' element count.
+ * Write the step directory `dir` atomically: `weights` (in parameterSpecs order; the parameter count is
+ * their element count), the optimizer arrays (if any) and the manifest.
  */
-export function saveCheckpointArrays(
-  runDir: string,
+export function writeCheckpoint(
+  dir: string,
   fields: ManifestFields & { modelConfig: ModelConfig },
   weights: readonly NamedArray[],
   optimizer: readonly NamedArray[] | null,
-): string {
+): void {
   const w = packTensors('weights.bin', weights);
   const o = optimizer ? packTensors('optimizer.bin', optimizer) : null;
   const manifest: CheckpointManifest = {
@@ -128,67 +141,11 @@ export function saveCheckpointArrays(
     weights: w.info,
     optimizer: o?.info ?? null,
   };
-  const dir = path.join(runDir, stepDirName(fields.step));
   writeDirAtomic(dir, (tmp) => {
     fs.writeFileSync(path.join(tmp, w.info.file), w.bytes);
     if (o) fs.writeFileSync(path.join(tmp, o.info.file), o.bytes);
     fs.writeFileSync(path.join(tmp, manifestFile), `${JSON.stringify(manifest, null, 2)}\n`);
   });
-  return dir;
-}
-
-/** Point `<runDir>/<name>` at a step directory (atomically). */
-export function writePointer(runDir: string, name: PointerName, stepDir: string): void {
-  writeFileAtomic(path.join(runDir, name), `${path.basename(stepDir)}\n`);
-}
-
-/**
- * What to do about a checkpoint that cannot be used, with the flag that takes another:
- * gptmed-train's --resume-from, or --checkpoint in gptmed-generate and gptmed-evaluate.
- */
-const useAnother = (flag: string): string => `give another checkpoint with ${flag}`;
-
-/** Why a step directory that should hold a checkpoint does not: it is gone, or it lacks its manifest. */
-function stepDirProblem(dir: string): string | null {
-  if (!fs.existsSync(dir)) return 'which is missing';
-  if (!fs.existsSync(path.join(dir, manifestFile))) return `which has no ${manifestFile} (an incomplete or damaged checkpoint)`;
-  return null;
-}
-
-/** The step directory a pointer names, or null when there is no pointer; `flag` is the one the user gave the checkpoint with. */
-export function readPointer(runDir: string, name: PointerName, flag = '--resume-from'): string | null {
-  const file = path.join(runDir, name);
-  if (!fs.existsSync(file)) return null;
-  const target = fs.readFileSync(file, 'utf8').trim();
-  if (!/^step-\d+$/.test(target)) throw new UserError(`${file}: expected the name of a step directory (step-NNNNNN), found "${target.slice(0, 40)}"`);
-  const dir = path.join(runDir, target);
-  const problem = stepDirProblem(dir);
-  if (problem) throw new UserError(`${file}: points to ${target}, ${problem}; ${useAnother(flag)}`);
-  return dir;
-}
-
-/**
- * A step directory from what a user gives: a step directory, its manifest.json,
- * a `best`/`latest` pointer file, or a run directory (its `best`, else `latest`).
- * `flag` names the option it came from, for the advice in messages.
- */
-export function resolveCheckpoint(pathOrRunDir: string, prefer: PointerName = 'best', flag = '--resume-from'): string {
-  if (!fs.existsSync(pathOrRunDir)) throw new UserError(`${pathOrRunDir}: no such checkpoint or run directory`);
-  const st = fs.statSync(pathOrRunDir);
-  if (st.isFile()) {
-    const base = path.basename(pathOrRunDir);
-    if (base === manifestFile) return path.dirname(pathOrRunDir);
-    if (base === 'best' || base === 'latest') return readPointer(path.dirname(pathOrRunDir), base, flag)!;
-    throw new UserError(`${pathOrRunDir}: not a checkpoint; give a run directory or a step-NNNNNN directory`);
-  }
-  if (fs.existsSync(path.join(pathOrRunDir, manifestFile))) return pathOrRunDir;
-  if (/^step-\d+$/.test(path.basename(path.resolve(pathOrRunDir)))) {
-    throw new UserError(`${pathOrRunDir}: a step directory without ${manifestFile} (an incomplete or damaged checkpoint); ${useAnother(flag)}`);
-  }
-  const other: PointerName = prefer === 'best' ? 'latest' : 'best';
-  const found = readPointer(pathOrRunDir, prefer, flag) ?? readPointer(pathOrRunDir, other, flag);
-  if (!found) throw new UserError(`${pathOrRunDir}: no checkpoint here (no manifest.json, no best or latest pointer); train first with gptmed-train`);
-  return found;
 }
 
 export function readManifest(stepDir: string): CheckpointManifest {
@@ -223,28 +180,7 @@ export function readTensors(stepDir: string, info: TensorFileInfo): Map<string, 
   return out;
 }
 
-/**
- * The tokenizer file of a checkpoint: the manifest's (relative to the step directory), else the run's
- * copy (a checkpoint written before runs kept one names an absolute path that may be gone). The first
- * with the recorded sha256 wins; else the first that exists (the caller reports the change); null if none.
- */
-export function checkpointTokenizerPath(stepDir: string, manifest: CheckpointManifest): string | null {
-  const candidates = [...new Set([path.resolve(stepDir, manifest.tokenizer.file), path.resolve(stepDir, runTokenizerRef)])].filter((f) => fs.existsSync(f));
-  return candidates.find((f) => sha256File(f) === manifest.tokenizer.sha256) ?? candidates[0] ?? null;
-}
-
 /** Rebuild the model stored in a step directory. */
 export function modelFromCheckpoint(stepDir: string, manifest: CheckpointManifest): GPT {
   return new GPT(manifest.modelConfig, { weights: readTensors(stepDir, manifest.weights) });
-}
-
-/**
- * Load a trained model: `pathOrRunDir` is a step directory, or a run directory
- * (its `best`, else its `latest`), given with `flag` (named in messages). The
- * backend must be initialised first (initBackend in src/backend).
- */
-export async function loadCheckpoint(pathOrRunDir: string, flag = '--checkpoint'): Promise<{ model: GPT; manifest: CheckpointManifest; dir: string }> {
-  const dir = resolveCheckpoint(pathOrRunDir, 'best', flag);
-  const manifest = readManifest(dir);
-  return { model: modelFromCheckpoint(dir, manifest), manifest, dir };
 }

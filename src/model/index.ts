@@ -1,23 +1,28 @@
-/** The GPT model: config and presets, the network, its loss, the checkpoint format. */
+/** The GPT model: config and presets, the network, its loss, the checkpoint format and the run directory. */
 export { modelSizes, loadPreset, resolveModelConfig, validateModelConfig, type ModelConfig, type ModelShape, type ModelSize } from './config.js';
 export { GPT, KVCache, countParameters, parameterSpecs, type ForwardOptions, type GPTOptions, type Parameter, type ParameterSpec } from './gpt.js';
 export { hasFusedCrossEntropy, weightedCrossEntropy } from './loss.js';
 export {
+  modelFromCheckpoint,
+  newTrainState,
+  readManifest,
+  readTensors,
+  type CheckpointManifest,
+  type JsonObject,
+  type JsonValue,
+  type NamedArray,
+  type TrainState,
+} from './checkpoint.js';
+export {
   checkpointTokenizerPath,
   loadCheckpoint,
-  modelFromCheckpoint,
-  readManifest,
   readPointer,
-  readTensors,
   resolveCheckpoint,
+  runConfigFile,
   runTokenizerFile,
   runTokenizerRef,
   saveCheckpoint,
   stepDirName,
   writePointer,
-  type CheckpointManifest,
-  type JsonObject,
-  type JsonValue,
-  type NamedArray,
   type PointerName,
-} from './checkpoint.js';
+} from './run-dir.js';

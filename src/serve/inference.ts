@@ -65,7 +65,7 @@ const seconds = (): number => Math.floor(Date.now() / 1000);
 /** A model as /v1/models lists it: OpenAI's fields, then gptmed's, read from the manifest (no weights loaded). */
 function modelObject(e: ModelEntry): object {
   const m = e.manifest;
-  const s = m.trainState as Record<string, unknown>;
+  const s = m.trainState;
   const loss = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
   return {
     id: e.id,

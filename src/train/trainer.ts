@@ -4,6 +4,12 @@
  * backend give the same loss curve step for step, and a resumed run continues
  * that curve exactly: the data order and dropout masks are functions of
  * (seed, epoch) and (seed, step), and a checkpoint holds the rest of the state.
+ *
+ * Read it top down: `train` takes the run directory; `prepareRun` finds the
+ * resume point, checks the data, builds the model and optimizer; `trainLoop`
+ * is the loop (batch, step, log, evaluate, save); `evaluate` and `save` are
+ * what it calls at its intervals; `watchStopSignals` turns Ctrl-C into a
+ * checkpoint and a stop.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -13,57 +19,45 @@ import { sha256File } from '../common/hash.js';
 import { Progress, formatRate } from '../common/progress.js';
 import { initBackend, type BackendInfo } from '../backend/index.js';
 import type { TokenRows } from '../dataset/shards.js';
-import { resolveModelConfig, type ModelConfig, type ModelShape } from '../model/config.js';
 import {
   modelFromCheckpoint,
+  newTrainState,
   readManifest,
-  readPointer,
   readTensors,
-  resolveCheckpoint,
-  saveCheckpoint,
-  writePointer,
   type CheckpointManifest,
   type JsonObject,
+  type TrainState,
 } from '../model/checkpoint.js';
+import { resolveModelConfig, type ModelConfig, type ModelShape } from '../model/config.js';
 import { GPT } from '../model/gpt.js';
 import { hasFusedCrossEntropy } from '../model/loss.js';
-import { resolveTrainConfig, trainConfigJson, trainDefaults, type TrainConfig } from './config.js';
-import { epochOrder, loadSplit, makeBatch, stepsPerEpoch, unigramBaseline, type Batch } from './data.js';
-import { isWasmOutOfMemory, microBatchPlan, outOfMemoryError, wasmHeapBytes } from './memory-fit.js';
-import { MetricsLog } from './metrics.js';
-import { AdamW } from './optimizer.js';
 import {
   abandonNewRun,
   keepTokenizerCopy,
   lockRunDir,
   metricsFile,
   pruneCheckpoints,
+  readPointer,
   refuseExistingRun,
   removeStaleTemporaries,
+  resolveCheckpoint,
+  saveCheckpoint,
   setPreviousRunAside,
   settleReplacedRun,
   tensorboardDir,
-} from './run-dir.js';
+  writePointer,
+  writeRunConfig,
+} from '../model/run-dir.js';
+import { resolveTrainConfig, trainConfigJson, trainDefaults, type TrainConfig } from './config.js';
+import { epochOrder, loadSplit, makeBatch, stepsPerEpoch, unigramBaseline, type Batch } from './data.js';
+import { isWasmOutOfMemory, microBatchPlan, outOfMemoryError, wasmHeapBytes, type MicroBatchPlan } from './memory-fit.js';
+import { MetricsLog } from './metrics.js';
+import { AdamW } from './optimizer.js';
 import { learningRateAt } from './schedule.js';
-import { NonFiniteLossError, TrainStep, evaluateLoss } from './step.js';
+import { NonFiniteLossError, TrainStep, evaluateLoss, type StepResult } from './step.js';
 import { EventWriter } from './tensorboard.js';
 
-/** Where the run stands between two steps: saved in each checkpoint's manifest. */
-export interface TrainState {
-  /** Epoch (0-based) of the next step, and the next row of that epoch's order. */
-  epoch: number;
-  cursor: number;
-  /** Rows of the training data (a resumed run refuses data of another size). */
-  trainRows: number;
-  /** The run's seed: data order = shuffle(seed, epoch); dropout masks = f(seed, step). */
-  seed: number;
-  optimizerUpdates: number;
-  tokensSeen: number;
-  bestValLoss: number | null;
-  bestStep: number | null;
-  lastValLoss: number | null;
-  evalsWithoutImprovement: number;
-}
+export type { TrainState };
 
 export interface TrainOptions {
   /** Settings the user gave (flags); the rest come from configs/train.json or the resumed checkpoint. */
@@ -106,11 +100,11 @@ function readResumePoint(dir: string): ResumePoint {
   const manifest = readManifest(dir);
   if (!manifest.optimizer) throw new UserError(`${dir}: holds weights only (no optimizer state); it cannot be resumed, start a new run`);
   const s = manifest.trainState;
-  const numbers = ['epoch', 'cursor', 'trainRows', 'seed', 'optimizerUpdates', 'tokensSeen', 'evalsWithoutImprovement'];
+  const numbers: Array<keyof TrainState> = ['epoch', 'cursor', 'trainRows', 'seed', 'optimizerUpdates', 'tokensSeen', 'evalsWithoutImprovement'];
   for (const k of numbers) {
     if (typeof s[k] !== 'number') throw new UserError(`${path.join(dir, 'manifest.json')}: trainState.${k} is missing; the checkpoint cannot be resumed`);
   }
-  return { dir, manifest, state: s as unknown as TrainState };
+  return { dir, manifest, state: s };
 }
 
 function checkCompatible(train: TokenRows, val: TokenRows, trainPath: string, valPath: string): void {
@@ -144,6 +138,33 @@ function checkShardsTokenizer(meta: TokenRows['meta'], trainPath: string, log: (
   }
 }
 
+/** Everything the loop works with: made by `prepareRun`, closed by `closeRun`. */
+interface Run {
+  config: TrainConfig;
+  runDir: string;
+  log: (line: string) => void;
+  backend: BackendInfo;
+  meta: TokenRows['meta'];
+  /** What manifests record as the tokenizer (keepTokenizerCopy). */
+  tokenizer: CheckpointManifest['tokenizer'];
+  trainRows: TokenRows;
+  valBatches: Batch[];
+  /** How each batch is split into micro-batches (wasm heap). */
+  plan: MicroBatchPlan;
+  unigramBaseline: number;
+  totalSteps: number;
+  model: GPT;
+  optimizer: AdamW;
+  trainStep: TrainStep;
+  state: TrainState;
+  /** The last step taken (the step a checkpoint is saved as). */
+  step: number;
+  startStep: number;
+  metrics: MetricsLog;
+  events: EventWriter;
+  progress: Progress;
+}
+
 const fmt = (x: number | null, digits = 4): string => (x === null ? '-' : x.toFixed(digits));
 const perplexity = (loss: number): number => Math.exp(loss);
 
@@ -157,7 +178,14 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   try {
     settleReplacedRun(runDir); // what a run killed before its first checkpoint left
     const { resumePoint, config } = startingPoint(opts, runDir, from);
-    return await trainLocked(opts, resumePoint, config, newRun);
+    const run = await prepareRun(opts, resumePoint, config, newRun);
+    const stop = watchStopSignals(run.log);
+    try {
+      return finishRun(run, await trainLoop(run, stop));
+    } finally {
+      stop.dispose();
+      closeRun(run);
+    }
   } finally {
     // A new run that ends before its first checkpoint (out of memory, diverged, a full disk) keeps nothing,
     // and gives back the run it replaced: the advised retry needs no --force.
@@ -181,55 +209,21 @@ function startingPoint(opts: TrainOptions, runDir: string, from: string | null):
   return { resumePoint, config };
 }
 
-/** `newRun.started` is set once a new run starts writing its directory. */
-async function trainLocked(opts: TrainOptions, resumePoint: ResumePoint | null, config: TrainConfig, newRun: { started: boolean }): Promise<TrainResult> {
+/**
+ * Everything before the first step: the data and its checks, the model's shape, the backend, the run
+ * directory's files, the model and optimizer (fresh, or from `resumePoint`), the logs.
+ * `newRun.started` is set once a new run starts writing its directory.
+ */
+async function prepareRun(opts: TrainOptions, resumePoint: ResumePoint | null, config: TrainConfig, newRun: { started: boolean }): Promise<Run> {
   const log = opts.log ?? (() => {});
   const runDir = config.checkpointDir;
   if (!resumePoint) refuseExistingRun(runDir, opts.force ?? false);
-
-  // Data.
-  const { data: trainRows, files: trainFiles } = loadSplit(config.trainData);
-  const { data: valRows } = loadSplit(config.valData);
-  checkCompatible(trainRows, valRows, config.trainData, config.valData);
+  const { trainRows, valRows } = loadData(config, resumePoint, log);
   const meta = trainRows.meta;
-  checkShardsTokenizer(meta, config.trainData, log);
-  // trainRows 0: a model brought in by gptmed-import, not yet trained on any shards here. It takes these,
-  // and starts its data order with this run's seed.
-  const imported = resumePoint?.state.trainRows === 0;
-  if (resumePoint) {
-    const m = resumePoint.manifest;
-    if (m.tokenizer.sha256 !== meta.tokenizer.sha256) {
-      throw new UserError(
-        `${config.trainData}: made with tokenizer sha256 ${meta.tokenizer.sha256.slice(0, 12)}, but ${resumePoint.dir} was trained with ${m.tokenizer.sha256.slice(0, 12)} (${m.tokenizer.file}); ` +
-          'give the shards the run was trained on',
-      );
-    }
-    if (!imported && resumePoint.state.trainRows !== trainRows.rows) {
-      throw new UserError(`${config.trainData}: ${trainRows.rows} rows, but the run was trained on ${resumePoint.state.trainRows}; give the same training data to resume`);
-    }
-  }
-  if (trainFiles.length > 1) log(`train data: ${trainFiles.length} shard files`);
-
-  // Model and optimizer.
-  let modelConfig: ModelConfig;
-  if (resumePoint) {
-    modelConfig = resumePoint.manifest.modelConfig;
-    if (opts.modelConfigFile || opts.given.modelSize || Object.keys(opts.modelOverrides ?? {}).length > 0) {
-      log('note: resuming: the model configuration comes from the checkpoint; model flags are ignored');
-    }
-  } else {
-    modelConfig = resolveModelConfig({ modelSize: config.modelSize, configFile: opts.modelConfigFile, overrides: opts.modelOverrides, vocabSize: meta.vocabSize });
-  }
-  if (modelConfig.vocabSize !== meta.vocabSize) {
-    throw new UserError(`${config.trainData}: vocabulary of ${meta.vocabSize} tokens, the model has ${modelConfig.vocabSize}; use shards made with the run's tokenizer`);
-  }
-  if (meta.seqLen - 1 > modelConfig.maxSeqLen) {
-    throw new UserError(`${config.trainData}: rows of ${meta.seqLen} tokens need a context of ${meta.seqLen - 1}, the model's maxSeqLen is ${modelConfig.maxSeqLen}; raise maxSeqLen (--max-seq-len) or tokenize with a smaller --max-length`);
-  }
+  const modelConfig = chooseModelConfig(opts, config, resumePoint, meta, log);
 
   const backend = await initBackend(config.device);
   log(backend.line);
-
   // Batches split into micro-batches where the wasm heap needs it: a function of the config, so a resume splits alike.
   const plan = microBatchPlan(modelConfig, config.batchSize, meta.seqLen - 1, backend.backend, hasFusedCrossEntropy());
   // Refused before anything is allocated or written: such a model would fail only minutes into building it.
@@ -242,33 +236,9 @@ async function trainLocked(opts: TrainOptions, resumePoint: ResumePoint | null, 
     newRun.started = true;
   }
   const tokenizer = keepTokenizerCopy(runDir, meta.tokenizer);
-
-  const model = resumePoint ? modelFromCheckpoint(resumePoint.dir, resumePoint.manifest) : new GPT(modelConfig, { seed: config.seed });
-  const optimizer = new AdamW(model.parameters(), {
-    beta1: config.adamBeta1,
-    beta2: config.adamBeta2,
-    eps: config.adamEps,
-    weightDecay: config.weightDecay,
-  });
-  const state: TrainState = resumePoint
-    ? { ...resumePoint.state, ...(imported ? { trainRows: trainRows.rows, seed: config.seed } : {}) }
-    : {
-        epoch: 0,
-        cursor: 0,
-        trainRows: trainRows.rows,
-        seed: config.seed,
-        optimizerUpdates: 0,
-        tokensSeen: 0,
-        bestValLoss: null,
-        bestStep: null,
-        lastValLoss: null,
-        evalsWithoutImprovement: 0,
-      };
-  let step = resumePoint?.manifest.step ?? 0;
-  if (resumePoint) {
-    optimizer.load(state.optimizerUpdates, readTensors(resumePoint.dir, resumePoint.manifest.optimizer!), resumePoint.dir);
-    adoptRunBest(runDir, state);
-  }
+  // A resume rewrites it only where its settings differ (a raised --max-steps): it always says how the run goes on.
+  writeRunConfig(runDir, runSettings(config, modelConfig));
+  const { model, optimizer, state, step } = modelAndState(config, modelConfig, resumePoint, trainRows.rows);
 
   const perEpoch = stepsPerEpoch(trainRows.rows, config.batchSize, config.gradAccum);
   const totalSteps = Math.min(config.maxSteps ?? Number.POSITIVE_INFINITY, config.numEpochs * perEpoch);
@@ -276,13 +246,7 @@ async function trainLocked(opts: TrainOptions, resumePoint: ResumePoint | null, 
   if (plan.pieces > 1) {
     log(`batch ${config.batchSize} split into ${plan.pieces} micro-batches of ${plan.rows} to fit the wasm heap (same result; see MANUAL.md "Memory on wasm")`);
   }
-  const valBatches: Batch[] = [];
-  const valRowCount = Math.min(config.evalBatches * config.batchSize, valRows.rows);
-  for (let start = 0; start < valRowCount; start += plan.rows) {
-    valBatches.push(makeBatch(valRows, Array.from({ length: Math.min(plan.rows, valRowCount - start) }, (_, r) => start + r)));
-  }
-  if (valBatches.every((b) => b.targets === 0)) throw new UserError(`${config.valData}: no position counts as a loss target (all padding or prompt); check the shards`);
-
+  const valBatches = validationBatches(valRows, config, plan.rows);
   log(
     `model: ${resumePoint ? 'resumed' : config.modelSize} dModel ${modelConfig.dModel}, ${modelConfig.nLayers} layers, ${modelConfig.nHeads} heads, ` +
       `dFf ${modelConfig.dFf}, context ${modelConfig.maxSeqLen}, vocab ${modelConfig.vocabSize}: ${model.countParameters().toLocaleString('en-US')} parameters`,
@@ -306,154 +270,281 @@ async function trainLocked(opts: TrainOptions, resumePoint: ResumePoint | null, 
     unigramBaseline: baseline,
     totalSteps,
   });
+  const progress = new Progress({ label: 'train', total: totalSteps - step, unit: 'steps', quiet: opts.quiet });
+  const trainStep = new TrainStep(model, optimizer, config.gradClip);
+  return {
+    ...{ config, runDir, log, backend, meta, tokenizer, trainRows, valBatches, plan, unigramBaseline: baseline, totalSteps },
+    ...{ model, optimizer, trainStep, state, step, startStep: step, metrics, events, progress },
+  };
+}
 
+/** trainRows 0: a model brought in by gptmed-import, not yet trained on any shards here; it takes the ones given. */
+const isImported = (p: ResumePoint): boolean => p.state.trainRows === 0;
+
+/** The training and validation splits, checked against each other, their tokenizer and the run resumed. */
+function loadData(config: TrainConfig, resumePoint: ResumePoint | null, log: (line: string) => void): { trainRows: TokenRows; valRows: TokenRows } {
+  const { data: trainRows, files: trainFiles } = loadSplit(config.trainData);
+  const { data: valRows } = loadSplit(config.valData);
+  checkCompatible(trainRows, valRows, config.trainData, config.valData);
+  const meta = trainRows.meta;
+  checkShardsTokenizer(meta, config.trainData, log);
+  if (resumePoint) {
+    const m = resumePoint.manifest;
+    if (m.tokenizer.sha256 !== meta.tokenizer.sha256) {
+      throw new UserError(
+        `${config.trainData}: made with tokenizer sha256 ${meta.tokenizer.sha256.slice(0, 12)}, but ${resumePoint.dir} was trained with ${m.tokenizer.sha256.slice(0, 12)} (${m.tokenizer.file}); ` +
+          'give the shards the run was trained on',
+      );
+    }
+    if (!isImported(resumePoint) && resumePoint.state.trainRows !== trainRows.rows) {
+      throw new UserError(`${config.trainData}: ${trainRows.rows} rows, but the run was trained on ${resumePoint.state.trainRows}; give the same training data to resume`);
+    }
+  }
+  if (trainFiles.length > 1) log(`train data: ${trainFiles.length} shard files`);
+  return { trainRows, valRows };
+}
+
+/** The model's shape: the checkpoint's on resume, else the preset with --config and overrides; checked against the shards. */
+function chooseModelConfig(opts: TrainOptions, config: TrainConfig, resumePoint: ResumePoint | null, meta: TokenRows['meta'], log: (line: string) => void): ModelConfig {
+  let modelConfig: ModelConfig;
+  if (resumePoint) {
+    modelConfig = resumePoint.manifest.modelConfig;
+    if (opts.modelConfigFile || opts.given.modelSize || Object.keys(opts.modelOverrides ?? {}).length > 0) {
+      log('note: resuming: the model configuration comes from the checkpoint; model flags are ignored');
+    }
+  } else {
+    modelConfig = resolveModelConfig({ modelSize: config.modelSize, configFile: opts.modelConfigFile, overrides: opts.modelOverrides, vocabSize: meta.vocabSize });
+  }
+  if (modelConfig.vocabSize !== meta.vocabSize) {
+    throw new UserError(`${config.trainData}: vocabulary of ${meta.vocabSize} tokens, the model has ${modelConfig.vocabSize}; use shards made with the run's tokenizer`);
+  }
+  if (meta.seqLen - 1 > modelConfig.maxSeqLen) {
+    throw new UserError(`${config.trainData}: rows of ${meta.seqLen} tokens need a context of ${meta.seqLen - 1}, the model's maxSeqLen is ${modelConfig.maxSeqLen}; raise maxSeqLen (--max-seq-len) or tokenize with a smaller --max-length`);
+  }
+  return modelConfig;
+}
+
+/** The run's config.json: every training setting and the model's shape (its vocabulary comes from the shards). */
+function runSettings(config: TrainConfig, m: ModelConfig): JsonObject {
+  return { ...trainConfigJson(config), dModel: m.dModel, nLayers: m.nLayers, nHeads: m.nHeads, dFf: m.dFf, maxSeqLen: m.maxSeqLen, dropout: m.dropout };
+}
+
+/** The model, its optimizer and the run's state: fresh for a new run, as saved for a resumed one. */
+function modelAndState(
+  config: TrainConfig,
+  modelConfig: ModelConfig,
+  resumePoint: ResumePoint | null,
+  trainRows: number,
+): { model: GPT; optimizer: AdamW; state: TrainState; step: number } {
+  const model = resumePoint ? modelFromCheckpoint(resumePoint.dir, resumePoint.manifest) : new GPT(modelConfig, { seed: config.seed });
+  const optimizer = new AdamW(model.parameters(), { beta1: config.adamBeta1, beta2: config.adamBeta2, eps: config.adamEps, weightDecay: config.weightDecay });
+  if (!resumePoint) {
+    return { model, optimizer, state: newTrainState(trainRows, config.seed), step: 0 };
+  }
+  // An imported model starts its data order with this run's seed.
+  const state: TrainState = { ...resumePoint.state, ...(isImported(resumePoint) ? { trainRows, seed: config.seed } : {}) };
+  optimizer.load(state.optimizerUpdates, readTensors(resumePoint.dir, resumePoint.manifest.optimizer!), resumePoint.dir);
+  adoptRunBest(config.checkpointDir, state);
+  return { model, optimizer, state, step: resumePoint.manifest.step };
+}
+
+/** The first evalBatches batches of the validation split, in micro-batches of `rows`: the same at every evaluation. */
+function validationBatches(valRows: TokenRows, config: TrainConfig, rows: number): Batch[] {
+  const valBatches: Batch[] = [];
+  const valRowCount = Math.min(config.evalBatches * config.batchSize, valRows.rows);
+  for (let start = 0; start < valRowCount; start += rows) {
+    valBatches.push(makeBatch(valRows, Array.from({ length: Math.min(rows, valRowCount - start) }, (_, r) => start + r)));
+  }
+  if (valBatches.every((b) => b.targets === 0)) throw new UserError(`${config.valData}: no position counts as a loss target (all padding or prompt); check the shards`);
+  return valBatches;
+}
+
+/** The training loop: one optimizer step per pass, evaluation and checkpoints at their intervals. */
+async function trainLoop(run: Run, stop: StopSignals): Promise<TrainResult['stoppedBy']> {
+  const { config, state, trainRows, totalSteps } = run;
+  if (run.step >= totalSteps) run.log(`nothing to do: the run is at step ${run.step} of ${totalSteps}; raise --max-steps or --num-epochs to train further`);
+  let order = epochOrder(trainRows.rows, state.seed, state.epoch);
+  const window = { tokens: 0, start: performance.now() };
+  while (run.step < totalSteps) {
+    const epoch = state.epoch;
+    const micro = nextBatch(run, order);
+    run.step++;
+    const lr = learningRateAt(run.step, { learningRate: config.learningRate, minLr: config.minLr, warmupSteps: config.warmupSteps, totalSteps });
+    const { result, seconds } = takeStep(run, micro, lr);
+    state.tokensSeen += result.tokens;
+    window.tokens += result.tokens;
+    const epochEnded = state.cursor >= trainRows.rows;
+    if (epochEnded) {
+      state.epoch++;
+      state.cursor = 0;
+      order = epochOrder(trainRows.rows, state.seed, state.epoch);
+    }
+    logStep(run, epoch, lr, result, seconds, window);
+
+    const evalDue = run.step % config.evalInterval === 0 || epochEnded || run.step === totalSteps;
+    const { improved, earlyStop } = evalDue ? evaluate(run) : { improved: false, earlyStop: false };
+    if (run.step % config.saveInterval === 0 || epochEnded || run.step === totalSteps || improved || earlyStop || stop.received()) await save(run, improved);
+    const signal = stop.received();
+    if (signal) throw new Interrupted(`stopped by ${signal} at step ${run.step}; checkpoint saved in ${run.runDir}; continue with --resume`);
+    if (earlyStop) {
+      run.progress.log(`early stopping: no better val loss in ${config.earlyStoppingPatience} evaluations`);
+      return 'early-stopping';
+    }
+    // Let signal handlers run between steps (the step itself is synchronous).
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  return 'completed';
+}
+
+/** The next gradAccum batches of the epoch's `order` (fewer at its end), in micro-batches; moves the cursor. */
+function nextBatch(run: Run, order: Uint32Array): Batch[] {
+  const { config, state, trainRows, plan } = run;
+  const micro: Batch[] = [];
+  for (let a = 0; a < config.gradAccum && state.cursor < trainRows.rows; a++) {
+    const end = Math.min(state.cursor + config.batchSize, trainRows.rows);
+    for (let r = state.cursor; r < end; r += plan.rows) micro.push(makeBatch(trainRows, order.subarray(r, Math.min(r + plan.rows, end))));
+    state.cursor = end;
+  }
+  return micro;
+}
+
+/** One optimizer step, timed; running out of wasm memory or diverging becomes a line that says what to do. */
+function takeStep(run: Run, micro: Batch[], lr: number): { result: StepResult; seconds: number } {
+  const start = performance.now();
+  try {
+    const result = run.trainStep.run(micro, lr, `${run.state.seed}:${run.step}`);
+    return { result, seconds: (performance.now() - start) / 1000 };
+  } catch (err) {
+    if (isWasmOutOfMemory(err)) throw outOfMemory(run);
+    if (!(err instanceof NonFiniteLossError)) throw err;
+    throw divergedError(err, run.step, lr, run.config, readPointer(run.runDir, 'latest'));
+  }
+}
+
+const outOfMemory = (run: Run): UserError => outOfMemoryError(run.plan, run.meta.seqLen - 1, run.config);
+
+/** The step's metrics and TensorBoard scalars, a progress line every logInterval steps, the progress bar. */
+function logStep(run: Run, epoch: number, lr: number, result: StepResult, seconds: number, window: { tokens: number; start: number }): void {
+  const { step, totalSteps, state } = run;
+  const tokensPerSec = result.tokens / seconds;
+  // `tensors`: live tfjs tensors after the step; flat over steps, or something leaks.
+  const tensors = tf.memory().numTensors;
+  run.metrics.write({ type: 'train', step, epoch: epoch + 1, loss: result.loss, lr, gradNorm: result.gradNorm, tokensPerSec, tokensSeen: state.tokensSeen, tensors });
+  run.events.scalars(step, { 'train/loss': result.loss, 'train/learning_rate': lr, 'train/grad_norm': result.gradNorm, 'train/tokens_per_sec': tokensPerSec });
+  if (step % run.config.logInterval === 0 || step === totalSteps) {
+    const rate = window.tokens / ((performance.now() - window.start) / 1000);
+    run.progress.log(
+      `step ${step}/${totalSteps}  epoch ${epoch + 1}  loss ${result.loss.toFixed(4)}  lr ${lr.toExponential(2)}  grad norm ${result.gradNorm.toFixed(3)}  ${formatRate(rate)} tok/s`,
+    );
+    window.tokens = 0;
+    window.start = performance.now();
+  }
+  run.progress.update(step - run.startStep, { step: `${step}/${totalSteps}`, epoch: epoch + 1, loss: result.loss.toFixed(4), lr: lr.toExponential(2), 'tok/s': formatRate(tokensPerSec) });
+}
+
+/** Validation loss now; whether it is the run's best, and whether early stopping's patience ran out. */
+function evaluate(run: Run): { improved: boolean; earlyStop: boolean } {
+  const { state, config, step } = run;
+  let valLoss: number;
+  try {
+    valLoss = evaluateLoss(run.model, run.valBatches);
+  } catch (err) {
+    throw isWasmOutOfMemory(err) ? outOfMemory(run) : err;
+  }
+  state.lastValLoss = valLoss;
+  const improved = state.bestValLoss === null || valLoss < state.bestValLoss;
+  let earlyStop = false;
+  if (improved) {
+    state.bestValLoss = valLoss;
+    state.bestStep = step;
+    state.evalsWithoutImprovement = 0;
+  } else {
+    state.evalsWithoutImprovement++;
+    earlyStop = config.earlyStoppingPatience > 0 && state.evalsWithoutImprovement >= config.earlyStoppingPatience;
+  }
+  const baseline = run.unigramBaseline;
+  run.metrics.write({ type: 'eval', step, valLoss, perplexity: perplexity(valLoss), bestValLoss: state.bestValLoss, unigramBaseline: baseline });
+  run.events.scalars(step, { 'val/loss': valLoss, 'val/perplexity': perplexity(valLoss) });
+  run.progress.log(
+    `eval step ${step}: val loss ${valLoss.toFixed(4)} (perplexity ${perplexity(valLoss).toFixed(2)})  unigram baseline ${baseline.toFixed(4)}  ` +
+      `best ${fmt(state.bestValLoss)} at step ${state.bestStep}${improved ? ' (new best)' : ''}`,
+  );
+  return { improved, earlyStop };
+}
+
+/** Save the step as a checkpoint, point `latest` (and `best`) at it, and keep the last keepLast. */
+async function save(run: Run, isBest: boolean): Promise<void> {
+  const { runDir, state, meta } = run;
+  const opt = await run.optimizer.state();
+  state.optimizerUpdates = opt.updates;
+  const fields = {
+    step: run.step,
+    tokenizer: run.tokenizer,
+    specialIds: meta.specialIds,
+    seqLen: meta.seqLen,
+    trainConfig: trainConfigJson(run.config),
+    trainState: { ...state },
+    backend: run.backend.label,
+  };
+  const dir = await saveCheckpoint(runDir, run.model, fields, opt.arrays);
+  writePointer(runDir, 'latest', dir);
+  if (isBest) writePointer(runDir, 'best', dir);
+  settleReplacedRun(runDir); // the first checkpoint is in place: a run it replaced (--force) goes
+  pruneCheckpoints(runDir, run.config.keepLast);
+}
+
+/** The run's result, after the last step. */
+function finishRun(run: Run, stoppedBy: TrainResult['stoppedBy']): TrainResult {
+  const { step, state } = run;
+  run.progress.finish({ step: `${step}/${run.totalSteps}` });
+  run.metrics.write({ type: 'stop', step, reason: stoppedBy, bestValLoss: state.bestValLoss, bestStep: state.bestStep });
+  return {
+    runDir: run.runDir,
+    backend: run.backend,
+    steps: step,
+    stoppedBy,
+    bestValLoss: state.bestValLoss,
+    bestStep: state.bestStep,
+    lastValLoss: state.lastValLoss,
+    unigramBaseline: run.unigramBaseline,
+    parameterCount: run.model.countParameters(),
+  };
+}
+
+function closeRun(run: Run): void {
+  run.metrics.close();
+  run.events.close();
+  run.optimizer.dispose();
+  run.model.dispose();
+}
+
+interface StopSignals {
+  /** The SIGINT or SIGTERM received, if any. */
+  received: () => NodeJS.Signals | null;
+  dispose: () => void;
+}
+
+/**
+ * Ctrl-C (SIGINT) or SIGTERM while training: the first asks the loop for a
+ * checkpoint after the current step, then a stop; a second while saving stops
+ * at once (every write is atomic, nothing is left half-written).
+ */
+function watchStopSignals(log: (line: string) => void): StopSignals {
   let stopSignal: NodeJS.Signals | null = null;
   const onSignal = (signal: NodeJS.Signals): void => {
-    // A second signal while saving: stop at once (every write is atomic, nothing is left half-written).
     if (stopSignal) process.exit(130);
     stopSignal = signal;
     log(`${signal}: saving a checkpoint after this step, then stopping (send it again to stop at once)`);
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-
-  const trainStep = new TrainStep(model, optimizer, config.gradClip);
-  const progress = new Progress({ label: 'train', total: totalSteps - step, unit: 'steps', quiet: opts.quiet });
-  const startStep = step;
-  let stoppedBy: TrainResult['stoppedBy'] = 'completed';
-  const overflow = (): UserError => outOfMemoryError(plan, meta.seqLen - 1, config);
-
-  const save = async (isBest: boolean): Promise<string> => {
-    const opt = await optimizer.state();
-    state.optimizerUpdates = opt.updates;
-    const dir = await saveCheckpoint(
-      runDir,
-      model,
-      {
-        step,
-        tokenizer,
-        specialIds: meta.specialIds,
-        seqLen: meta.seqLen,
-        trainConfig: trainConfigJson(config),
-        trainState: { ...state } as unknown as JsonObject,
-        backend: backend.label,
-      },
-      opt.arrays,
-    );
-    writePointer(runDir, 'latest', dir);
-    if (isBest) writePointer(runDir, 'best', dir);
-    settleReplacedRun(runDir); // the first checkpoint is in place: a run it replaced (--force) goes
-    pruneCheckpoints(runDir, config.keepLast);
-    return dir;
+  return {
+    received: () => stopSignal,
+    dispose: () => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    },
   };
-
-  try {
-    if (step >= totalSteps) log(`nothing to do: the run is at step ${step} of ${totalSteps}; raise --max-steps or --num-epochs to train further`);
-    let order = epochOrder(trainRows.rows, state.seed, state.epoch);
-    let windowTokens = 0;
-    let windowStart = performance.now();
-    while (step < totalSteps) {
-      const stepEpoch = state.epoch;
-      const micro: Batch[] = [];
-      for (let a = 0; a < config.gradAccum && state.cursor < trainRows.rows; a++) {
-        const end = Math.min(state.cursor + config.batchSize, trainRows.rows);
-        for (let r = state.cursor; r < end; r += plan.rows) micro.push(makeBatch(trainRows, order.subarray(r, Math.min(r + plan.rows, end))));
-        state.cursor = end;
-      }
-      step++;
-      const lr = learningRateAt(step, { learningRate: config.learningRate, minLr: config.minLr, warmupSteps: config.warmupSteps, totalSteps });
-      const stepStart = performance.now();
-      let result;
-      try {
-        result = trainStep.run(micro, lr, `${state.seed}:${step}`);
-      } catch (err) {
-        if (isWasmOutOfMemory(err)) throw overflow();
-        if (!(err instanceof NonFiniteLossError)) throw err;
-        throw divergedError(err, step, lr, config, readPointer(runDir, 'latest'));
-      }
-      const stepSeconds = (performance.now() - stepStart) / 1000;
-      state.tokensSeen += result.tokens;
-      windowTokens += result.tokens;
-      const epochEnded = state.cursor >= trainRows.rows;
-      if (epochEnded) {
-        state.epoch++;
-        state.cursor = 0;
-        order = epochOrder(trainRows.rows, state.seed, state.epoch);
-      }
-      const tokensPerSec = result.tokens / stepSeconds;
-      // `tensors`: live tfjs tensors after the step; flat over steps, or something leaks.
-      const tensors = tf.memory().numTensors;
-      metrics.write({ type: 'train', step, epoch: stepEpoch + 1, loss: result.loss, lr, gradNorm: result.gradNorm, tokensPerSec, tokensSeen: state.tokensSeen, tensors });
-      events.scalars(step, { 'train/loss': result.loss, 'train/learning_rate': lr, 'train/grad_norm': result.gradNorm, 'train/tokens_per_sec': tokensPerSec });
-      if (step % config.logInterval === 0 || step === totalSteps) {
-        const rate = windowTokens / ((performance.now() - windowStart) / 1000);
-        progress.log(
-          `step ${step}/${totalSteps}  epoch ${stepEpoch + 1}  loss ${result.loss.toFixed(4)}  lr ${lr.toExponential(2)}  grad norm ${result.gradNorm.toFixed(3)}  ${formatRate(rate)} tok/s`,
-        );
-        windowTokens = 0;
-        windowStart = performance.now();
-      }
-      progress.update(step - startStep, { step: `${step}/${totalSteps}`, epoch: stepEpoch + 1, loss: result.loss.toFixed(4), lr: lr.toExponential(2), 'tok/s': formatRate(tokensPerSec) });
-
-      let improved = false;
-      let earlyStop = false;
-      if (step % config.evalInterval === 0 || epochEnded || step === totalSteps) {
-        let valLoss: number;
-        try {
-          valLoss = evaluateLoss(model, valBatches);
-        } catch (err) {
-          throw isWasmOutOfMemory(err) ? overflow() : err;
-        }
-        state.lastValLoss = valLoss;
-        improved = state.bestValLoss === null || valLoss < state.bestValLoss;
-        if (improved) {
-          state.bestValLoss = valLoss;
-          state.bestStep = step;
-          state.evalsWithoutImprovement = 0;
-        } else {
-          state.evalsWithoutImprovement++;
-          earlyStop = config.earlyStoppingPatience > 0 && state.evalsWithoutImprovement >= config.earlyStoppingPatience;
-        }
-        metrics.write({ type: 'eval', step, valLoss, perplexity: perplexity(valLoss), bestValLoss: state.bestValLoss, unigramBaseline: baseline });
-        events.scalars(step, { 'val/loss': valLoss, 'val/perplexity': perplexity(valLoss) });
-        progress.log(
-          `eval step ${step}: val loss ${valLoss.toFixed(4)} (perplexity ${perplexity(valLoss).toFixed(2)})  unigram baseline ${baseline.toFixed(4)}  ` +
-            `best ${fmt(state.bestValLoss)} at step ${state.bestStep}${improved ? ' (new best)' : ''}`,
-        );
-      }
-      if (step % config.saveInterval === 0 || epochEnded || step === totalSteps || improved || earlyStop || stopSignal) {
-        await save(improved);
-      }
-      if (stopSignal) throw new Interrupted(`stopped by ${stopSignal} at step ${step}; checkpoint saved in ${runDir}; continue with --resume`);
-      if (earlyStop) {
-        stoppedBy = 'early-stopping';
-        progress.log(`early stopping: no better val loss in ${config.earlyStoppingPatience} evaluations`);
-        break;
-      }
-      // Let signal handlers run between steps (the step itself is synchronous).
-      await new Promise((resolve) => setImmediate(resolve));
-    }
-    progress.finish({ step: `${step}/${totalSteps}` });
-    metrics.write({ type: 'stop', step, reason: stoppedBy, bestValLoss: state.bestValLoss, bestStep: state.bestStep });
-    return {
-      runDir,
-      backend,
-      steps: step,
-      stoppedBy,
-      bestValLoss: state.bestValLoss,
-      bestStep: state.bestStep,
-      lastValLoss: state.lastValLoss,
-      unigramBaseline: baseline,
-      parameterCount: model.countParameters(),
-    };
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    metrics.close();
-    events.close();
-    optimizer.dispose();
-    model.dispose();
-  }
 }
 
 /**

@@ -14,7 +14,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { before, test } from 'node:test';
 import { initBackend } from '../../src/backend/index.js';
-import { loadCheckpoint } from '../../src/model/checkpoint.js';
+import { loadCheckpoint } from '../../src/model/run-dir.js';
 import { loadSplit, makeBatch } from '../../src/train/data.js';
 import { evaluateLoss } from '../../src/train/step.js';
 import { repoRoot, runCli, tempDir } from '../helpers.js';

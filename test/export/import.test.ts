@@ -13,7 +13,8 @@ import { safetensorsBytes, readSafetensors, toFloat32 } from '../../src/export/s
 import { UserError } from '../../src/common/errors.js';
 import { importHf } from '../../src/export/import.js';
 import { generate, loadModel, type LoadedModel } from '../../src/generate/index.js';
-import { readManifest, readTensors, resolveCheckpoint } from '../../src/model/checkpoint.js';
+import { readManifest, readTensors } from '../../src/model/checkpoint.js';
+import { resolveCheckpoint } from '../../src/model/run-dir.js';
 import { repoRoot, runCli, tempDir, type CliResult } from '../helpers.js';
 import { trainExportRun, type TrainedRun } from './trained-run.js';
 

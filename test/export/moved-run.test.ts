@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { runTokenizerFile } from '../../src/model/checkpoint.js';
+import { runTokenizerFile } from '../../src/model/run-dir.js';
 import { runCli, tempDir } from '../helpers.js';
 import { trainExportRun } from './trained-run.js';
 

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { initBackend } from '../../src/backend/index.js';
 import { readQaFile, type QaPair } from '../../src/convert/qa-format.js';
 import { encodePair } from '../../src/dataset/index.js';
-import { GPT, saveCheckpoint, writePointer, type ModelConfig } from '../../src/model/index.js';
+import { GPT, newTrainState, saveCheckpoint, writePointer, type ModelConfig } from '../../src/model/index.js';
 import { loadTokenizer, type Tokenizer } from '../../src/tokenizer/index.js';
 import { trainTokenizer } from '../../src/tokenizer/train.js';
 import type { Batch } from '../../src/train/data.js';
@@ -83,7 +83,7 @@ export async function trainTinyRun(dir: string, steps: number): Promise<TinyRun>
       specialIds: tokenizer.specialIds,
       seqLen: config.maxSeqLen,
       trainConfig: { steps, learningRate: 1e-2 },
-      trainState: { finalLoss },
+      trainState: newTrainState(1, 0),
       backend: 'wasm',
     },
     null,

@@ -5,7 +5,7 @@ import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/backend/index.js';
 import { UserError } from '../../src/common/errors.js';
-import { GPT, loadCheckpoint, resolveCheckpoint, resolveModelConfig, saveCheckpoint, writePointer, type ModelConfig } from '../../src/model/index.js';
+import { GPT, loadCheckpoint, newTrainState, resolveCheckpoint, resolveModelConfig, saveCheckpoint, writePointer, type ModelConfig } from '../../src/model/index.js';
 import { tempDir } from '../helpers.js';
 
 const config: ModelConfig = { vocabSize: 30, dModel: 16, nLayers: 1, nHeads: 2, dFf: 32, maxSeqLen: 12, dropout: 0.1 };
@@ -15,7 +15,7 @@ const fields = (step: number) => ({
   specialIds: { pad: 0, unk: 1, bos: 2, eos: 3 },
   seqLen: 12,
   trainConfig: { batchSize: 4 },
-  trainState: { epoch: 0 },
+  trainState: newTrainState(100, 0),
   backend: 'wasm',
 });
 

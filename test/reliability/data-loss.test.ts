@@ -127,6 +127,7 @@ describe('two gptmed-train runs on one --checkpoint-dir', () => {
     const third = runCli('train', runFlags(shards, run, { 'max-steps': 3, force: true }));
     assert.equal(third.status, 0, third.stderr);
     assert.equal(fs.existsSync(path.join(run, '.gptmed-train.lock')), false, 'released at the end');
+    assert.equal(JSON.parse(fs.readFileSync(path.join(run, 'config.json'), 'utf8')).maxSteps, 3, "--force replaced the old run's config.json");
   });
 });
 
@@ -152,7 +153,7 @@ describe('gptmed-train --force over an existing run', () => {
     assert.match(resumed.stderr, new RegExp(`nothing to do: the run is at step 4 of 4`));
     assert.equal(fs.readFileSync(path.join(run, 'latest'), 'utf8'), oldLatest);
     const after = snapshot(run);
-    for (const name of ['latest', 'best']) assert.equal(after[name], before[name]);
+    for (const name of ['latest', 'best', 'config.json']) assert.equal(after[name], before[name], name);
     assert.deepEqual(fs.readdirSync(run).filter((n) => n.startsWith('.replaced-run-')), []);
   });
 });

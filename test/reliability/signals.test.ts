@@ -158,7 +158,7 @@ const signalCases: SignalCase[] = [
     ready: (_dir, stderr) => /^step \d+/m.test(stderr),
     line: (signal) => new RegExp(`^stopped by ${signal} at step \\d+; checkpoint saved in ckpt; continue with --resume`),
     // The checkpoint a clean stop saves, its pointers and logs: a run's own files.
-    outputs: (rel) => /^ckpt\/(step-\d+(\/.*)?|latest|best|metrics\.jsonl|tokenizer\.model|tensorboard(\/.*)?)$/.test(rel),
+    outputs: (rel) => /^ckpt\/(step-\d+(\/.*)?|latest|best|metrics\.jsonl|tokenizer\.model|config\.json|tensorboard(\/.*)?)$/.test(rel),
     check: (dir) => {
       const latest = fs.readFileSync(path.join(dir, 'ckpt', 'latest'), 'utf8').trim();
       assert.match(latest, /^step-\d+$/);

@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { GPT, saveCheckpoint, writePointer } from '../../src/model/index.js';
+import { GPT, newTrainState, saveCheckpoint, writePointer } from '../../src/model/index.js';
 import { trainTinyRun, type TinyRun } from '../generate/tiny-model.js';
 
 /** gptmed's greedy preset, in request fields (typed `object` so it spreads into the openai client's params). */
@@ -35,7 +35,7 @@ export async function serveModels(dir: string): Promise<ServeModels> {
       specialIds: tiny.tokenizer.specialIds,
       seqLen: 512,
       trainConfig: {},
-      trainState: {},
+      trainState: newTrainState(0, 0),
       backend: 'wasm',
     },
     null,

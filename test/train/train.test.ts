@@ -48,6 +48,15 @@ describe('gptmed-train', () => {
     assert.match(r.stdout, /best val loss \d+\.\d+ .*unigram baseline \d+\.\d+/);
   });
 
+  it('writes its resolved settings to config.json: every training setting and the model shape', () => {
+    const settings = JSON.parse(fs.readFileSync(path.join(reference, 'config.json'), 'utf8'));
+    const manifest = JSON.parse(fs.readFileSync(path.join(reference, 'step-000016', 'manifest.json'), 'utf8'));
+    const { vocabSize, ...shape } = manifest.modelConfig;
+    assert.equal(typeof vocabSize, 'number');
+    assert.deepEqual(settings, { ...manifest.trainConfig, ...shape });
+    assert.deepEqual(shape, { dModel: 32, nLayers: 1, nHeads: 2, dFf: 64, maxSeqLen: 64, dropout: shape.dropout });
+  });
+
   it('keeps the number of live tensors flat over steps', () => {
     const counts = metrics(reference).filter((m) => m.type === 'train').map((m) => m.tensors as number);
     assert.equal(counts.length, 16);
@@ -93,6 +102,9 @@ describe('gptmed-train', () => {
     const refEvals = metrics(reference).filter((m) => m.type === 'eval');
     const gotEvals = metrics(resumed).filter((m) => m.type === 'eval');
     assert.deepEqual(gotEvals.map((m) => m.valLoss), refEvals.filter((m) => m.step > 8).map((m) => m.valLoss));
+    // The resumed run's own config.json: the reference's settings, in its own directory.
+    const settings = (run: string): Record<string, unknown> => JSON.parse(fs.readFileSync(path.join(run, 'config.json'), 'utf8'));
+    assert.deepEqual(settings(resumed), { ...settings(reference), checkpointDir: resumed });
   });
 
   it('SIGTERM saves and exits cleanly; --resume then continues the same curve', async () => {
@@ -217,7 +229,7 @@ describe('gptmed-train', () => {
     r = train(['--resume-from', path.join(reference, 'step-000004'), '--checkpoint-dir', path.join(work, 'bad3'), '--train-data', other.train, '--val-data', other.val]);
     assert.equal(r.status, 1);
     assert.match(r.stderr, /made with tokenizer sha256 [0-9a-f]{12}, but .* was trained with [0-9a-f]{12}/);
-    for (const res of [r]) assert.ok(!res.stderr.includes('    at '), 'no stack trace');
+    assert.ok(!r.stderr.includes('    at '), 'no stack trace');
   });
 
   it('--quick-test uses batch 4, one epoch, at most 100 steps', () => {
