@@ -3,11 +3,13 @@
  * model stops by itself; a model that instead starts the next pair (a new
  * `Q:` line, as in Q&A text) is cut there. Only the answer is ever shown.
  *
- * `AnswerText` turns the decoded answer tokens into the answer: leading and
+ * `answerState` turns the decoded answer tokens into the answer: leading and
  * trailing whitespace off, cut before a new `Q:` line. For streaming it also
- * tells how much of the text is already final: trailing whitespace, a
- * trailing `\nQ` that may become a new question, and a trailing U+FFFD (an
- * incomplete UTF-8 byte sequence) are held back until the next token decides.
+ * tells how much of the text is already final (`settled`): trailing
+ * whitespace, a trailing `\nQ` that may become a new question, and a trailing
+ * U+FFFD (an incomplete UTF-8 byte sequence) are held back until the next
+ * token decides. `AnswerStream` feeds the settled text out once; `cutAtStop`
+ * applies the caller's stop strings.
  */
 
 /** Why an answer ended. */
