@@ -11,7 +11,7 @@ import { randomUUID } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import { Ajv } from 'ajv';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { generate, type Answer, type GenerateResult } from '../generate/index.js';
+import { generate, type Answer, type GenerateOptions, type GenerateResult, type LoadedModel } from '../generate/index.js';
 import {
   INFERENCE_BODY_LIMIT,
   chatBodySchema,
@@ -101,8 +101,11 @@ function choiceOf(run: Run, index: number, answer: Answer | undefined): object {
     : { text, index, logprobs: null, finish_reason };
 }
 
+/** Tokens generated over every sample. */
+const tokensOf = (result: GenerateResult): number => result.answers.reduce((sum, a) => sum + a.generatedTokens, 0);
+
 function usageOf(result: GenerateResult): object {
-  const completion = result.answers.reduce((sum, a) => sum + a.generatedTokens, 0);
+  const completion = tokensOf(result);
   return { prompt_tokens: result.promptTokens, completion_tokens: completion, total_tokens: result.promptTokens + completion };
 }
 
@@ -162,20 +165,27 @@ class EventStream {
   }
 }
 
+/** What the inference routes share: the models, the concurrency limit, the requests in flight. */
+interface Inference {
+  app: FastifyInstance;
+  models: ModelRegistry;
+  limiter: Limiter;
+  /** Every generation request in flight, waiting or running: the server's close ends them. */
+  inFlight: Set<AbortController>;
+  generatedTokens: number;
+  closing: boolean;
+}
+
 export async function inferenceRoutes(app: FastifyInstance, opts: { serve: ServeOptions }): Promise<void> {
   const { serve } = opts;
   app.setValidatorCompiler(strictValidator());
   const models = new ModelRegistry({ runsDir: serve.runsDir, checkpoints: serve.checkpoints });
-  const limiter = new Limiter(serve.maxConcurrent, 4 * serve.maxConcurrent);
-  /** Every generation request in flight, waiting or running: the server's close ends them. */
-  const inFlight = new Set<AbortController>();
-  let generatedTokens = 0;
-  statsOf.set(serve, () => ({ ...limiter.stats, generatedTokens, loadedModels: models.loadedCount }));
+  const ctx: Inference = { app, models, limiter: new Limiter(serve.maxConcurrent, 4 * serve.maxConcurrent), inFlight: new Set(), generatedTokens: 0, closing: false };
+  statsOf.set(serve, () => ({ ...ctx.limiter.stats, generatedTokens: ctx.generatedTokens, loadedModels: models.loadedCount }));
 
-  let closing = false;
   app.addHook('preClose', async () => {
-    closing = true;
-    for (const c of inFlight) c.abort(new ShuttingDown('the server is closing'));
+    ctx.closing = true;
+    for (const c of ctx.inFlight) c.abort(new ShuttingDown('the server is closing'));
   });
   app.addHook('onClose', async () => {
     await models.close();
@@ -185,79 +195,111 @@ export async function inferenceRoutes(app: FastifyInstance, opts: { serve: Serve
   app.get<{ Params: { id: string } }>('/v1/models/:id', async (request) => modelObject(models.find(request.params.id)));
   modelFileRoutes(app, models, serve.runsDir);
 
-  async function complete(kind: Kind, body: OptionsBody, prompt: () => Conversation, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
-    checkNeutralFields(body, kind);
-    const { question, history } = prompt();
-    const { stop, ...options } = generationRequest(body);
-    const entry = models.find(body.model);
-    const run: Run = { id: `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomUUID().replaceAll('-', '')}`, created: seconds(), model: entry.id, kind, n: body.n ?? 1 };
-
-    const controller = new AbortController();
-    const res = reply.raw;
-    const onClose = (): void => {
-      if (!res.writableEnded) controller.abort(new ClientGone('the client closed the connection'));
-    };
-    res.on('close', onClose);
-    // A keep-alive connection whose last response ends while the server closes would hold the close up
-    // until it times out: let it go as soon as it is idle.
-    res.once('finish', () => {
-      if (closing) setImmediate(() => app.server.closeIdleConnections());
-    });
-    inFlight.add(controller);
-    let releaseSlot: (() => void) | undefined;
-    let lease: Awaited<ReturnType<ModelRegistry['acquire']>> | undefined;
-    try {
-      try {
-        releaseSlot = await limiter.acquire(controller.signal);
-      } catch (err) {
-        if (err instanceof ShuttingDown) throw new ApiError(503, 'the server is closing; retry on another or later', null, 'server_error', 'shutting_down');
-        throw err;
-      }
-      lease = await models.acquire(entry);
-      const stream = body.stream ? new EventStream(res, run) : null;
-      if (stream) {
-        reply.hijack();
-        stream.begin();
-      }
-      let result: GenerateResult;
-      try {
-        result = await generate(lease.lm, question, {
-          ...options,
-          history,
-          stop,
-          signal: controller.signal,
-          onText: stream ? (text, sample) => stream.text(sample, text) : undefined,
-          onAnswer: stream ? (answer, sample) => stream.finish(sample, finishReason(answer.stop)) : undefined,
-        });
-      } catch (err) {
-        if (!stream) throw err;
-        // Headers are out: the error goes into the stream, in OpenAI's shape.
-        request.log.error(err);
-        stream.error(err instanceof ApiError ? err : new ApiError(500, `generation failed: ${(err as Error).message}`, null, 'server_error'));
-        stream.end();
-        return reply;
-      }
-      generatedTokens += result.answers.reduce((sum, a) => sum + a.generatedTokens, 0);
-      if (stream) {
-        for (let i = result.answers.length; i < run.n; i++) stream.finish(i, 'length');
-        if (body.stream_options?.include_usage) stream.usage(usageOf(result));
-        stream.end();
-        return reply;
-      }
-      const choices = Array.from({ length: run.n }, (_, i) => choiceOf(run, i, result.answers[i]));
-      return { id: run.id, object: kind === 'chat' ? 'chat.completion' : 'text_completion', created: run.created, model: run.model, choices, usage: usageOf(result), system_fingerprint: null };
-    } finally {
-      res.off('close', onClose);
-      inFlight.delete(controller);
-      lease?.release();
-      releaseSlot?.();
-    }
-  }
-
   app.post<{ Body: ChatBody }>('/v1/chat/completions', { schema: { body: chatBodySchema }, bodyLimit: INFERENCE_BODY_LIMIT }, (request, reply) =>
-    complete('chat', request.body, () => conversation(request.body.messages), request, reply),
+    complete(ctx, 'chat', request.body, () => conversation(request.body.messages), request, reply),
   );
   app.post<{ Body: TextBody }>('/v1/completions', { schema: { body: textBodySchema }, bodyLimit: INFERENCE_BODY_LIMIT }, (request, reply) =>
-    complete('text', request.body, () => promptQuestion(request.body.prompt), request, reply),
+    complete(ctx, 'text', request.body, () => promptQuestion(request.body.prompt), request, reply),
   );
+}
+
+/** One completion request: checked, queued for a generation slot and the model, answered whole or streamed. */
+async function complete(ctx: Inference, kind: Kind, body: OptionsBody, prompt: () => Conversation, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
+  checkNeutralFields(body, kind);
+  const { question, history } = prompt();
+  const { stop, ...options } = generationRequest(body);
+  const entry = ctx.models.find(body.model);
+  const run: Run = { id: `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomUUID().replaceAll('-', '')}`, created: seconds(), model: entry.id, kind, n: body.n ?? 1 };
+  const client = watchClient(ctx, reply.raw);
+  let releaseSlot: (() => void) | undefined;
+  let lease: Awaited<ReturnType<ModelRegistry['acquire']>> | undefined;
+  try {
+    releaseSlot = await takeSlot(ctx.limiter, client.signal);
+    lease = await ctx.models.acquire(entry);
+    const generation: GenerateOptions = { ...options, history, stop, signal: client.signal };
+    if (!body.stream) return await answerWhole(ctx, run, lease.lm, question, generation);
+    return await answerStreamed(ctx, run, lease.lm, question, generation, body.stream_options?.include_usage ?? false, request, reply);
+  } finally {
+    client.done();
+    lease?.release();
+    releaseSlot?.();
+  }
+}
+
+/**
+ * A request in flight, aborted when its client closes the connection or (preClose) the server closes;
+ * `done` stops watching it.
+ */
+function watchClient(ctx: Inference, res: ServerResponse): { signal: AbortSignal; done: () => void } {
+  const controller = new AbortController();
+  const onClose = (): void => {
+    if (!res.writableEnded) controller.abort(new ClientGone('the client closed the connection'));
+  };
+  res.on('close', onClose);
+  // A keep-alive connection whose last response ends while the server closes would hold the close up
+  // until it times out: let it go as soon as it is idle.
+  res.once('finish', () => {
+    if (ctx.closing) setImmediate(() => ctx.app.server.closeIdleConnections());
+  });
+  ctx.inFlight.add(controller);
+  return {
+    signal: controller.signal,
+    done: () => {
+      res.off('close', onClose);
+      ctx.inFlight.delete(controller);
+    },
+  };
+}
+
+/** A generation slot (--max-concurrent); a 503 when the server closes while the request waits for one. */
+async function takeSlot(limiter: Limiter, signal: AbortSignal): Promise<() => void> {
+  try {
+    return await limiter.acquire(signal);
+  } catch (err) {
+    if (err instanceof ShuttingDown) throw new ApiError(503, 'the server is closing; retry on another or later', null, 'server_error', 'shutting_down');
+    throw err;
+  }
+}
+
+/** The whole response at once: one choice per sample (`n`). */
+async function answerWhole(ctx: Inference, run: Run, lm: LoadedModel, question: string, options: GenerateOptions): Promise<object> {
+  const result = await generate(lm, question, options);
+  ctx.generatedTokens += tokensOf(result);
+  const choices = Array.from({ length: run.n }, (_, i) => choiceOf(run, i, result.answers[i]));
+  return { id: run.id, object: run.kind === 'chat' ? 'chat.completion' : 'text_completion', created: run.created, model: run.model, choices, usage: usageOf(result), system_fingerprint: null };
+}
+
+/** The response as server-sent events, text as it settles; an error after the headers goes into the stream. */
+async function answerStreamed(
+  ctx: Inference,
+  run: Run,
+  lm: LoadedModel,
+  question: string,
+  options: GenerateOptions,
+  includeUsage: boolean,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): Promise<FastifyReply> {
+  const stream = new EventStream(reply.raw, run);
+  reply.hijack();
+  stream.begin();
+  let result: GenerateResult;
+  try {
+    result = await generate(lm, question, {
+      ...options,
+      onText: (text, sample) => stream.text(sample, text),
+      onAnswer: (answer, sample) => stream.finish(sample, finishReason(answer.stop)),
+    });
+  } catch (err) {
+    // Headers are out: the error goes into the stream, in OpenAI's shape.
+    request.log.error(err);
+    stream.error(err instanceof ApiError ? err : new ApiError(500, `generation failed: ${(err as Error).message}`, null, 'server_error'));
+    stream.end();
+    return reply;
+  }
+  ctx.generatedTokens += tokensOf(result);
+  for (let i = result.answers.length; i < run.n; i++) stream.finish(i, 'length');
+  if (includeUsage) stream.usage(usageOf(result));
+  stream.end();
+  return reply;
 }

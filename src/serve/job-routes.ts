@@ -13,7 +13,7 @@ import { UserError } from '../common/errors.js';
 import type { ConvertOptions } from '../convert/convert.js';
 import { previewDataset } from '../dataset/preview.js';
 import { ApiError, notFound } from './errors.js';
-import { JOB_KEYS, JobConfigError, jobConfigSchema, loadJobKeys, NAME_PATTERN, validateJobConfig, type JobConfig, type JobConfigSchema } from './job-config.js';
+import { JOB_KEYS, JobConfigError, jobConfigSchema, loadJobKeys, NAME_PATTERN, validateJobConfig, type JobConfig, type JobConfigSchema, type JobKey } from './job-config.js';
 import { Estimator, jobRun, paceKey } from './estimate.js';
 import { ENDED, isQaText, jobView, JobManager, safeFilename, type Job, type JobEvent } from './jobs.js';
 import { optionsView } from './options.js';
@@ -39,10 +39,17 @@ interface IdParams {
 
 const idSchema = { params: { type: 'object', properties: { id: { type: 'string' } }, required: ['id'] } };
 
+/** What the job routes share. */
+interface Jobs {
+  serve: ServeOptions;
+  keys: Map<string, JobKey>;
+  schema: JobConfigSchema;
+  manager: JobManager;
+}
+
 export async function jobRoutes(app: FastifyInstance, opts: { serve: ServeOptions }): Promise<void> {
   const serve = opts.serve;
   const keys = await loadJobKeys();
-  const schema = jobConfigSchema(keys);
   const manager = JobManager.open(serve.runsDir, keys, (line) => process.stderr.write(`${line}\n`));
   const maxBytes = Math.floor(serve.maxUploadMb * 1024 * 1024);
   await app.register(multipart, { limits: { fileSize: maxBytes, files: 1, fields: 10, fieldSize: 1 << 20, parts: 20 } });
@@ -51,14 +58,23 @@ export async function jobRoutes(app: FastifyInstance, opts: { serve: ServeOption
   app.addHook('preClose', async () => manager.beginClose());
   app.addHook('onClose', async () => manager.close());
 
-  /** A job by id: anything but a job's directory name under runsDir (`..`, a path) is simply not found. */
-  const find = (request: FastifyRequest<{ Params: IdParams }>): Job => {
-    const id = request.params.id;
-    const job = NAME_PATTERN.test(id) ? manager.get(id) : undefined;
-    if (!job) throw notFound(`no job ${JSON.stringify(id)} (GET /v1/jobs lists them)`, 'id');
-    return job;
-  };
+  const jobs: Jobs = { serve, keys, schema: jobConfigSchema(keys), manager };
+  uploadRoutes(app, jobs);
+  settingRoutes(app, jobs);
+  jobStateRoutes(app, jobs);
+  jobEventRoutes(app, jobs);
+}
 
+/** A job by id: anything but a job's directory name under runsDir (`..`, a path) is simply not found. */
+function findJob(manager: JobManager, request: FastifyRequest<{ Params: IdParams }>): Job {
+  const id = request.params.id;
+  const job = NAME_PATTERN.test(id) ? manager.get(id) : undefined;
+  if (!job) throw notFound(`no job ${JSON.stringify(id)} (GET /v1/jobs lists them)`, 'id');
+  return job;
+}
+
+/** POST /v1/jobs (a new job from an upload and its config) and POST /v1/datasets/preview (an upload converted, nothing kept). */
+function uploadRoutes(app: FastifyInstance, { serve, keys, schema, manager }: Jobs): void {
   app.post('/v1/jobs', async (request, reply) => {
     const upload = await receiveUpload(request, manager.uploadPath(), 'POST /v1/jobs', serve.maxUploadMb);
     try {
@@ -95,7 +111,10 @@ export async function jobRoutes(app: FastifyInstance, opts: { serve: ServeOption
       fs.rmSync(upload.file, { force: true });
     }
   });
+}
 
+/** GET /v1/options (every setting with its default and help) and POST /v1/jobs/estimate (a run's time). */
+function settingRoutes(app: FastifyInstance, { keys, schema, manager }: Jobs): void {
   app.get('/v1/options', async () => optionsView(keys));
 
   // Tokens/s of the jobs that trained here (their last logged figure), by what decides the pace.
@@ -122,19 +141,26 @@ export async function jobRoutes(app: FastifyInstance, opts: { serve: ServeOption
     const config = parseConfig(JSON.stringify(body.config ?? {}), schema);
     return { object: 'job.estimate', ...(await estimator.estimate(jobRun(config, keys), body.pairs as number)) };
   });
+}
 
+/** GET /v1/jobs, GET /v1/jobs/:id, POST /v1/jobs/:id/cancel and POST /v1/jobs/:id/resume. */
+function jobStateRoutes(app: FastifyInstance, { manager }: Jobs): void {
   app.get('/v1/jobs', async () => ({ object: 'list', data: manager.list().map(jobView) }));
 
-  app.get<{ Params: IdParams }>('/v1/jobs/:id', { schema: idSchema }, async (request) => jobView(find(request)));
+  app.get<{ Params: IdParams }>('/v1/jobs/:id', { schema: idSchema }, async (request) => jobView(findJob(manager, request)));
 
-  app.post<{ Params: IdParams }>('/v1/jobs/:id/cancel', { schema: idSchema }, async (request) => jobView(await manager.cancel(find(request))));
+  app.post<{ Params: IdParams }>('/v1/jobs/:id/cancel', { schema: idSchema }, async (request) => jobView(await manager.cancel(findJob(manager, request))));
 
-  app.post<{ Params: IdParams }>('/v1/jobs/:id/resume', { schema: idSchema }, async (request) => jobView(manager.resume(find(request))));
+  app.post<{ Params: IdParams }>('/v1/jobs/:id/resume', { schema: idSchema }, async (request) => jobView(manager.resume(findJob(manager, request))));
+}
 
-  // One event per metrics.jsonl record (`metrics`) and per state or stage change (`state`), from the job's
-  // start; the stream ends with the job (or when the server closes).
+/**
+ * GET /v1/jobs/:id/events: one event per metrics.jsonl record (`metrics`) and per state or stage change
+ * (`state`), from the job's start; the stream ends with the job (or when the server closes).
+ */
+function jobEventRoutes(app: FastifyInstance, { manager }: Jobs): void {
   app.get<{ Params: IdParams }>('/v1/jobs/:id/events', { schema: idSchema }, (request, reply) => {
-    const job = find(request);
+    const job = findJob(manager, request);
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
