@@ -194,6 +194,16 @@ const POS_LEFT = 2 ** 16;
 function encodePos(word: number, left: number, right: number): number {
   return word * POS_WORD + left * POS_LEFT + right;
 }
+/** The word, left and right index of an occurrence packed by encodePos (no array: these run per occurrence). */
+function posWord(p: number): number {
+  return Math.floor(p / POS_WORD);
+}
+function posLeft(p: number): number {
+  return Math.floor(p / POS_LEFT) % POS_LEFT;
+}
+function posRight(p: number): number {
+  return p % POS_LEFT;
+}
 
 /**
  * Characters kept by the coverage rule, as SentencePiece chooses them:
@@ -222,11 +232,10 @@ function withUnknowns(word: string, alphabet: Map<number, number>): string {
 }
 
 /**
- * Train on normalized sentences (with "▁" for spaces and meta pieces already
- * replaced by "\t"), each with a count.
+ * Each character's count over the sentences, spaces and NULs left out (a
+ * table for the BMP, a map beyond it: this loop sees every character).
  */
-export async function trainBpe(sentences: Array<[string, number]>, opts: BpeOptions): Promise<BpeResult> {
-  // Character counts and the alphabet (a table for the BMP, a map beyond it: this loop sees every character).
+function countCharacters(sentences: Array<[string, number]>): Map<number, number> {
   const bmpCounts = new Float64Array(0x10000);
   const astralCounts = new Map<number, number>();
   for (const [s, n] of sentences) {
@@ -242,14 +251,21 @@ export async function trainBpe(sentences: Array<[string, number]>, opts: BpeOpti
   }
   const charCounts = new Map<number, number>(astralCounts);
   for (let c = 1; c < 0x10000; c++) if (bmpCounts[c] > 0 && c !== 0x20) charCounts.set(c, bmpCounts[c]);
-  const alphabet = chooseAlphabet(charCounts, opts.characterCoverage);
+  return charCounts;
+}
+
+/**
+ * The sentences' words with their counts, as SentencePiece's trainer sees
+ * them: split before each "▁", characters outside the alphabet replaced by
+ * UNK_CHAR, identical words merged; by count desc, then string asc.
+ */
+function countWords(sentences: Array<[string, number]>, alphabet: Map<number, number>): Array<[string, number]> {
   const inAlphabet = new Uint8Array(0x10000);
   for (const c of alphabet.keys()) if (c < 0x10000) inAlphabet[c] = 1;
-
-  // Words: split before each "▁", rare characters replaced by UNK_CHAR, identical words merged.
   const wordCounts = new Map<string, number>();
-  const addWord = (w: string, n: number): void => {
-    wordCounts.set(w, (wordCounts.get(w) ?? 0) + n);
+  const addWord = (w: string, rare: boolean, n: number): void => {
+    const word = rare ? withUnknowns(w, alphabet) : w;
+    wordCounts.set(word, (wordCounts.get(word) ?? 0) + n);
   };
   for (const [s, n] of sentences) {
     let start = 0;
@@ -257,7 +273,7 @@ export async function trainBpe(sentences: Array<[string, number]>, opts: BpeOpti
     for (let i = 0; i < s.length; i++) {
       const c = s.charCodeAt(i);
       if (c === WS_CHAR && i > start) {
-        addWord(rare ? withUnknowns(s.slice(start, i), alphabet) : s.slice(start, i), n);
+        addWord(s.slice(start, i), rare, n);
         start = i;
         rare = false;
       }
@@ -267,205 +283,252 @@ export async function trainBpe(sentences: Array<[string, number]>, opts: BpeOpti
         rare = true;
       }
     }
-    if (s.length > start) addWord(rare ? withUnknowns(s.slice(start), alphabet) : s.slice(start), n);
+    if (s.length > start) addWord(s.slice(start), rare, n);
   }
   const words = sortedByCount([...wordCounts.entries()], compareCodePoints);
-  wordCounts.clear();
   if (words.length >= 2 ** 21) throw new RangeError('too many distinct words for the BPE trainer (over 2 million)');
+  return words;
+}
 
-  // Symbols, and the order of SentencePiece's symbol cache (characters and live pairs).
-  const byId: Sym[] = [];
-  const cache = new UnorderedMapOrder();
-  const charSyms = new Map<number, Sym>();
-  const pairSyms = new Map<number, Sym>();
-  const invalidPairs = new Set<number>();
-  const remember = (s: Sym): Sym => {
-    byId.push(s);
-    cache.insert(s.id + 1, s.fp);
-    return s;
-  };
-  const charSym = (c: number): Sym => {
-    let s = charSyms.get(c);
-    if (!s) {
-      s = remember(new Sym(byId.length, [c], null, null, c === UNK_CHAR, BigInt(c)));
-      s.freq = alphabet.get(c) ?? 1;
-      charSyms.set(c, s);
-    }
-    return s;
-  };
-  const pairSym = (l: Sym | null, r: Sym | null): Sym | null => {
-    if (!l || !r || l.isUnk || r.isUnk) return null;
-    const key = l.id * 2 ** 26 + r.id;
-    const found = pairSyms.get(key);
-    if (found) return found;
-    if (invalidPairs.has(key)) return null;
-    const chars = l.chars.concat(r.chars);
-    if (!isValidPiece(chars, opts)) {
-      invalidPairs.add(key);
-      return null;
-    }
-    const s = remember(new Sym(byId.length, chars, l, r, false, fingerprintCat(l.fp, r.fp)));
-    pairSyms.set(key, s);
-    return s;
-  };
-  const forget = (s: Sym): void => {
-    pairSyms.delete(s.left!.id * 2 ** 26 + s.right!.id);
-    cache.erase(s.id + 1);
-  };
+/** The index of the next (or previous) symbol still in `row` after (before) i, or -1. */
+function nextIndex(row: Array<Sym | null>, i: number): number {
+  for (let k = i + 1; k < row.length; k++) if (row[k] !== null) return k;
+  return -1;
+}
+function prevIndex(row: Array<Sym | null>, i: number): number {
+  for (let k = i - 1; k >= 0; k--) if (row[k] !== null) return k;
+  return -1;
+}
 
-  const symbols: Array<Array<Sym | null>> = words.map(([w]) => Array.from(w, (ch) => charSym(ch.codePointAt(0)!)));
-  const wordFreq = words.map(([, n]) => n);
+/**
+ * The merge loop's state: every word as a row of symbols, the symbols made so
+ * far (SentencePiece's symbol cache, in its order), and the candidate set
+ * (its active_symbols_: a membership flag, the members, and a heap, so the
+ * best is found without scanning every candidate at each merge).
+ */
+class BpeMerger {
+  private readonly byId: Sym[] = [];
+  private readonly cache = new UnorderedMapOrder();
+  private readonly charSyms = new Map<number, Sym>();
+  private readonly pairSyms = new Map<number, Sym>();
+  private readonly invalidPairs = new Set<number>();
+  /** symbols[w][i]: the i-th symbol of word w; null where a merge took it into its left neighbour. */
+  private readonly symbols: Array<Array<Sym | null>>;
+  private readonly wordFreq: number[];
+  private active: Sym[] = [];
+  private readonly touched: Sym[] = [];
+  private readonly heap = new CandidateHeap();
 
-  // The candidate set (SentencePiece's active_symbols_): a membership flag, the members, and a heap,
-  // so the best is found without scanning every candidate at each merge.
-  let active: Sym[] = [];
-  const touched: Sym[] = [];
-  const touch = (s: Sym): void => {
-    if (!s.touched) {
-      s.touched = true;
-      touched.push(s);
+  constructor(
+    words: Array<[string, number]>,
+    private readonly alphabet: Map<number, number>,
+    private readonly opts: BpeOptions,
+  ) {
+    this.symbols = words.map(([w]) => Array.from(w, (ch) => this.charSym(ch.codePointAt(0)!)));
+    this.wordFreq = words.map(([, n]) => n);
+    for (let w = 0; w < this.symbols.length; w++) for (let i = 1; i < this.symbols[w].length; i++) this.addPair(w, i - 1, i);
+  }
+
+  /**
+   * Up to `budget` merged pieces, best first: every 100 merges the candidates
+   * are re-chosen (updateActive); each step merges the best candidate
+   * everywhere, or drops it when its string is already a piece.
+   */
+  async merge(budget: number): Promise<Array<{ piece: string; score: number }>> {
+    const pieces: Array<{ piece: string; score: number }> = [];
+    const seen = new Set<string>();
+    let lastYield = performance.now();
+    while (pieces.length < budget) {
+      if (pieces.length % 100 === 0) {
+        this.updateActive();
+        this.opts.onProgress?.(pieces.length, budget);
+        // Merging can take minutes: let a Ctrl-C be handled (it cleans up and exits) instead of waiting for the end.
+        if (performance.now() - lastYield > 100) {
+          await new Promise((resolve) => setImmediate(resolve));
+          lastYield = performance.now();
+        }
+      }
+      const best = this.popBest();
+      if (best === null) break;
+      if (!seen.has(best.piece)) {
+        seen.add(best.piece);
+        pieces.push({ piece: best.piece, score: -pieces.length });
+        this.mergeEverywhere(best);
+      }
+      this.forget(best);
+      best.active = false;
     }
-  };
-  const activate = (s: Sym): void => {
-    if (!s.active) {
-      s.active = true;
-      active.push(s);
-      touch(s);
+    this.opts.onProgress?.(pieces.length, budget);
+    for (const s of this.active) s.active = false;
+    return pieces;
+  }
+
+  /** The best candidate, after recomputing those whose frequency may have changed (as the scan in SentencePiece does). */
+  private popBest(): Sym | null {
+    for (const s of this.touched) {
+      s.touched = false;
+      if (!s.active) continue;
+      this.computeFreq(s);
+      this.heap.push(s);
     }
-  };
-  const addPair = (w: number, l: number, r: number): void => {
-    if (l < 0 || r < 0) return;
-    const s = pairSym(symbols[w][l], symbols[w][r]);
-    if (s) {
-      activate(s);
-      const p = encodePos(w, l, r);
-      const pos = s.positions;
-      if (pos.length > 0 && pos[pos.length - 1] > p) s.sorted = false;
-      pos.push(p);
+    this.touched.length = 0;
+    return this.heap.popBest();
+  }
+
+  /** Replace every occurrence of best's pair by best, left to right within each word, updating the neighbouring pairs. */
+  private mergeEverywhere(best: Sym): void {
+    const positions = best.sorted ? best.positions.slice() : best.positions.slice().sort((a, b) => a - b);
+    for (const p of positions) {
+      const w = posWord(p);
+      const l = posLeft(p);
+      const r = posRight(p);
+      const row = this.symbols[w];
+      if (row[l] === null) continue;
+      const next = nextIndex(row, r);
+      const prev = prevIndex(row, l);
+      this.resetFreq(w, prev, l, best);
+      this.resetFreq(w, r, next, best);
+      row[l] = best;
+      row[r] = null;
+      this.addPair(w, prev, l);
+      this.addPair(w, l, next);
     }
-  };
-  const resetFreq = (w: number, l: number, r: number, best: Sym): void => {
-    if (l < 0 || r < 0) return;
-    const s = pairSym(symbols[w][l], symbols[w][r]);
-    if (s && s !== best) {
-      s.freq = 0;
-      touch(s);
+  }
+
+  /** Re-choose the candidates: the top max(1000, 5% of all cached symbols) pairs by frequency, in the cache's order. */
+  private updateActive(): void {
+    const bigrams: Sym[] = [];
+    const ids = this.cache.orderedIds();
+    for (let i = 0; i < ids.length; i++) {
+      const s = this.byId[ids[i] - 1];
+      if (s.left === null) continue;
+      this.computeFreq(s);
+      bigrams.push(s);
     }
-  };
-  const computeFreq = (s: Sym): void => {
+    const size = Math.min(Math.max(1000, Math.trunc(Math.fround(Math.fround(this.cache.size) * Math.fround(0.05)))), bigrams.length);
+    for (const s of this.active) s.active = false;
+    this.active = [];
+    for (const s of partialSortSelect(bigrams, size, (a, b) => a.freq > b.freq)) this.activate(s);
+    this.heap.clear();
+  }
+
+  /** A pair's frequency, recomputed (only when it was reset to 0) from its occurrences still in place. */
+  private computeFreq(s: Sym): void {
     if (s.freq > 0) return;
-    let f = 0;
-    let keep = 0;
     const pos = s.positions;
     // Occurrences are visited in (word, left) order, as in SentencePiece's std::set.
     if (!s.sorted) {
       pos.sort((a, b) => a - b);
       s.sorted = true;
     }
+    let f = 0;
+    let keep = 0;
     let prevW = -1;
     let prevR = -1;
     for (let i = 0; i < pos.length; i++) {
       const p = pos[i];
-      const w = Math.floor(p / POS_WORD);
-      const l = Math.floor(p / POS_LEFT) % POS_LEFT;
-      const r = p % POS_LEFT;
-      const row = symbols[w];
-      if (row[l] === s.left && row[r] === s.right) {
-        // Overlaps the occurrence just counted ("aaa" holds one "aa"): dropped.
-        if (w === prevW && l === prevR) continue;
-        f += wordFreq[w];
-        prevW = w;
-        prevR = r;
-        pos[keep++] = p;
-      }
+      const w = posWord(p);
+      const l = posLeft(p);
+      const r = posRight(p);
+      const row = this.symbols[w];
+      if (row[l] !== s.left || row[r] !== s.right) continue;
+      // Overlaps the occurrence just counted ("aaa" holds one "aa"): dropped.
+      if (w === prevW && l === prevR) continue;
+      f += this.wordFreq[w];
+      prevW = w;
+      prevR = r;
+      pos[keep++] = p;
     }
     pos.length = keep;
     s.freq = f;
-  };
-  const nextIndex = (row: Array<Sym | null>, i: number): number => {
-    for (let k = i + 1; k < row.length; k++) if (row[k] !== null) return k;
-    return -1;
-  };
-  const prevIndex = (row: Array<Sym | null>, i: number): number => {
-    for (let k = i - 1; k >= 0; k--) if (row[k] !== null) return k;
-    return -1;
-  };
-
-  for (let w = 0; w < symbols.length; w++) for (let i = 1; i < symbols[w].length; i++) addPair(w, i - 1, i);
-
-  const heap = new CandidateHeap();
-
-  const updateActive = (): void => {
-    const bigrams: Sym[] = [];
-    const ids = cache.orderedIds();
-    for (let i = 0; i < ids.length; i++) {
-      const s = byId[ids[i] - 1];
-      if (s.left === null) continue;
-      computeFreq(s);
-      bigrams.push(s);
-    }
-    const size = Math.min(Math.max(1000, Math.trunc(Math.fround(Math.fround(cache.size) * Math.fround(0.05)))), bigrams.length);
-    for (const s of active) s.active = false;
-    active = [];
-    for (const s of partialSortSelect(bigrams, size, (a, b) => a.freq > b.freq)) activate(s);
-    heap.clear();
-  };
-
-  const mergeBudget = opts.pieceBudget - alphabet.size;
-  const pieces: Array<{ piece: string; score: number }> = [];
-  const seen = new Set<string>();
-  let lastYield = performance.now();
-  while (pieces.length < mergeBudget) {
-    if (pieces.length % 100 === 0) {
-      updateActive();
-      opts.onProgress?.(pieces.length, mergeBudget);
-      // Merging can take minutes: let a Ctrl-C be handled (it cleans up and exits) instead of waiting for the end.
-      if (performance.now() - lastYield > 100) {
-        await new Promise((resolve) => setImmediate(resolve));
-        lastYield = performance.now();
-      }
-    }
-    // Candidates whose frequency may have changed are recomputed (as the scan in SentencePiece does).
-    for (const s of touched) {
-      s.touched = false;
-      if (!s.active) continue;
-      computeFreq(s);
-      heap.push(s);
-    }
-    touched.length = 0;
-    const best = heap.popBest();
-    if (best === null) break;
-    if (seen.has(best.piece)) {
-      forget(best);
-      best.active = false;
-      continue;
-    }
-    seen.add(best.piece);
-    pieces.push({ piece: best.piece, score: -pieces.length });
-
-    // Merge every occurrence, left to right within each word.
-    const positions = best.sorted ? best.positions.slice() : best.positions.slice().sort((a, b) => a - b);
-    for (const p of positions) {
-      const w = Math.floor(p / POS_WORD);
-      const l = Math.floor(p / POS_LEFT) % POS_LEFT;
-      const r = p % POS_LEFT;
-      const row = symbols[w];
-      if (row[l] === null) continue;
-      const next = nextIndex(row, r);
-      const prev = prevIndex(row, l);
-      resetFreq(w, prev, l, best);
-      resetFreq(w, r, next, best);
-      row[l] = best;
-      row[r] = null;
-      addPair(w, prev, l);
-      addPair(w, l, next);
-    }
-    forget(best);
-    best.active = false;
   }
-  opts.onProgress?.(pieces.length, mergeBudget);
-  for (const s of active) s.active = false;
 
+  /** Record the occurrence of the pair at (w, l, r), if it may be a piece, and make the pair a candidate. */
+  private addPair(w: number, l: number, r: number): void {
+    if (l < 0 || r < 0) return;
+    const s = this.pairSym(this.symbols[w][l], this.symbols[w][r]);
+    if (!s) return;
+    this.activate(s);
+    const p = encodePos(w, l, r);
+    const pos = s.positions;
+    if (pos.length > 0 && pos[pos.length - 1] > p) s.sorted = false;
+    pos.push(p);
+  }
+
+  /** The pair at (w, l, r) loses an occurrence to a merge: its frequency is recomputed when next needed. */
+  private resetFreq(w: number, l: number, r: number, best: Sym): void {
+    if (l < 0 || r < 0) return;
+    const s = this.pairSym(this.symbols[w][l], this.symbols[w][r]);
+    if (s && s !== best) {
+      s.freq = 0;
+      this.touch(s);
+    }
+  }
+
+  private touch(s: Sym): void {
+    if (!s.touched) {
+      s.touched = true;
+      this.touched.push(s);
+    }
+  }
+
+  private activate(s: Sym): void {
+    if (!s.active) {
+      s.active = true;
+      this.active.push(s);
+      this.touch(s);
+    }
+  }
+
+  private remember(s: Sym): Sym {
+    this.byId.push(s);
+    this.cache.insert(s.id + 1, s.fp);
+    return s;
+  }
+
+  private charSym(c: number): Sym {
+    let s = this.charSyms.get(c);
+    if (!s) {
+      s = this.remember(new Sym(this.byId.length, [c], null, null, c === UNK_CHAR, BigInt(c)));
+      s.freq = this.alphabet.get(c) ?? 1;
+      this.charSyms.set(c, s);
+    }
+    return s;
+  }
+
+  /** The symbol of l followed by r, made on first sight; null when the pair may not be a piece. */
+  private pairSym(l: Sym | null, r: Sym | null): Sym | null {
+    if (!l || !r || l.isUnk || r.isUnk) return null;
+    const key = l.id * 2 ** 26 + r.id;
+    const found = this.pairSyms.get(key);
+    if (found) return found;
+    if (this.invalidPairs.has(key)) return null;
+    const chars = l.chars.concat(r.chars);
+    if (!isValidPiece(chars, this.opts)) {
+      this.invalidPairs.add(key);
+      return null;
+    }
+    const s = this.remember(new Sym(this.byId.length, chars, l, r, false, fingerprintCat(l.fp, r.fp)));
+    this.pairSyms.set(key, s);
+    return s;
+  }
+
+  private forget(s: Sym): void {
+    this.pairSyms.delete(s.left!.id * 2 ** 26 + s.right!.id);
+    this.cache.erase(s.id + 1);
+  }
+}
+
+/**
+ * Train on normalized sentences (with "▁" for spaces and meta pieces already
+ * replaced by "\t"), each with a count: the alphabet, the words, the merges,
+ * then the alphabet's characters as pieces after the merged ones.
+ */
+export async function trainBpe(sentences: Array<[string, number]>, opts: BpeOptions): Promise<BpeResult> {
+  const alphabet = chooseAlphabet(countCharacters(sentences), opts.characterCoverage);
+  const merger = new BpeMerger(countWords(sentences, alphabet), alphabet, opts);
+  const mergeBudget = opts.pieceBudget - alphabet.size;
+  const pieces = await merger.merge(mergeBudget);
   const merges = pieces.length;
   for (const [c] of sortedByCount([...alphabet.entries()], (a, b) => a - b)) {
     pieces.push({ piece: String.fromCodePoint(c), score: -pieces.length });

@@ -16,7 +16,7 @@ import { checkTextFile, readTextFile } from '../common/input.js';
 import { Progress } from '../common/progress.js';
 import { pairText } from '../convert/pair-text.js';
 import { readQaFile, type MalformedBlock } from '../convert/qa-format.js';
-import { trainBpe } from './bpe-trainer.js';
+import { trainBpe, type BpeResult } from './bpe-trainer.js';
 import { encodeModelProto, ModelType, nmtNfkcCharsmap, PieceType, type ModelPiece, type ModelProto, type NormalizerSpec, type TrainerSpec } from './model-proto.js';
 import { Normalizer } from './normalizer.js';
 
@@ -207,36 +207,44 @@ async function* readUnits(file: string, qa: boolean, onMalformed: (m: MalformedB
 
 const UNK_CHAR_BYTES = Buffer.from('\u2585', 'utf8');
 
-export async function trainTokenizer(opts: TrainTokenizerOptions): Promise<TrainTokenizerResult> {
-  const warn = opts.warn ?? ((m: string) => process.stderr.write(`warning: ${m}\n`));
-  const modelPath = `${opts.outputPrefix}.model`;
-  const vocabPath = `${opts.outputPrefix}.vocab`;
+/** What the input and the options decide before reading the text: the mode and the settings that depend on it. */
+interface ResolvedSettings {
+  qa: boolean;
+  coverage: number;
+  normalization: Normalization;
+  /** Longest unit in bytes kept (Infinity: no limit). */
+  maxLength: number;
+}
+
+function checkFlags(opts: TrainTokenizerOptions): void {
   if (!Number.isInteger(opts.vocabSize) || opts.vocabSize < 1) throw new UsageError(`--vocab-size must be a positive integer (got ${opts.vocabSize})`);
   if (/[\\/]$/.test(opts.outputPrefix) || opts.outputPrefix === '') {
     throw new UsageError(`--output-prefix ${opts.outputPrefix || "''"} ends in a directory; add a file name stem, e.g. ${path.join(opts.outputPrefix, 'qa')} writes qa.model and qa.vocab there`);
   }
-  checkTextFile(opts.input);
-  checkOutput(modelPath, opts.force ?? false, '--output-prefix');
-  checkOutput(vocabPath, opts.force ?? false, '--output-prefix');
+}
 
+async function resolveSettings(opts: TrainTokenizerOptions): Promise<ResolvedSettings> {
   const format = opts.inputFormat ?? 'auto';
   const qa = format === 'qa' || (format === 'auto' && (await isQaText(opts.input)));
   // Q&A data sets are small: every character they hold matters, so all are kept by default.
   const coverage = opts.characterCoverage ?? (qa ? 1 : 0.9995);
   if (!(coverage >= 0.98 && coverage <= 1)) throw new UsageError(`--character-coverage must be between 0.98 and 1 (got ${coverage})`);
-  const normalization = opts.normalization ?? 'nmt_nfkc';
   if (opts.maxSentenceLength !== undefined && !(Number.isInteger(opts.maxSentenceLength) && opts.maxSentenceLength >= 1)) {
     throw new UsageError(`--max-sentence-length must be a whole number of bytes, 1 or more (got ${opts.maxSentenceLength})`);
   }
   const maxLength = opts.maxSentenceLength ?? (qa ? Infinity : SPM_DEFAULT_MAX_SENTENCE_LENGTH);
+  return { qa, coverage, normalization: opts.normalization ?? 'nmt_nfkc', maxLength };
+}
 
+/** The units to train on (empty, too long and unknown-mark ones left out, with warnings), the longest one's bytes, and how many were too long. */
+async function collectUnits(input: string, o: ResolvedSettings, warn: (message: string) => void): Promise<{ units: Buffer[]; longest: number; skippedTooLong: number }> {
   let malformed = 0;
   let skippedTooLong = 0;
   let longest = 0;
   const units: Buffer[] = [];
-  for await (const unit of readUnits(opts.input, qa, () => malformed++)) {
+  for await (const unit of readUnits(input, o.qa, () => malformed++)) {
     if (unit.length === 0) continue;
-    if (unit.length > maxLength) {
+    if (unit.length > o.maxLength) {
       skippedTooLong++;
       continue;
     }
@@ -245,27 +253,17 @@ export async function trainTokenizer(opts: TrainTokenizerOptions): Promise<Train
     longest = Math.max(longest, unit.length);
     units.push(unit);
   }
-  const what = qa ? 'pairs' : 'lines';
-  if (malformed > 0 && units.length > 0) warn(`${opts.input}: ${malformed} malformed Q&A block(s) skipped (gptmed-convert --strict shows where)`);
-  if (skippedTooLong > 0) warn(`${opts.input}: ${skippedTooLong} ${what} longer than ${maxLength} bytes skipped; raise --max-sentence-length to keep them`);
+  const what = o.qa ? 'pairs' : 'lines';
+  if (malformed > 0 && units.length > 0) warn(`${input}: ${malformed} malformed Q&A block(s) skipped (gptmed-convert --strict shows where)`);
+  if (skippedTooLong > 0) warn(`${input}: ${skippedTooLong} ${what} longer than ${o.maxLength} bytes skipped; raise --max-sentence-length to keep them`);
   if (units.length === 0) {
-    throw new UserError(qa ? `${opts.input}: no Q&A pairs found; give Q&A text (Q: ... / A: ...), see gptmed-convert` : `${opts.input}: no text to train on (every line is empty or too long)`);
+    throw new UserError(o.qa ? `${input}: no Q&A pairs found; give Q&A text (Q: ... / A: ...), see gptmed-convert` : `${input}: no text to train on (every line is empty or too long)`);
   }
+  return { units, longest, skippedTooLong };
+}
 
-  const trainerSpec = trainerSpecFor({
-    input: opts.input,
-    prefix: opts.outputPrefix,
-    vocabSize: opts.vocabSize,
-    coverage: Math.fround(coverage),
-    maxSentenceLength: Number.isFinite(maxLength) ? maxLength : Math.max(SPM_DEFAULT_MAX_SENTENCE_LENGTH, longest),
-    byteFallback: opts.byteFallback ?? false,
-    qa,
-  });
-  const normalizerSpec = normalizerSpecFor(normalization, qa);
-  const metas = metaPieces(trainerSpec);
-  if (metas.length >= opts.vocabSize) throw new UsageError(`--vocab-size ${opts.vocabSize} is too small: the special pieces alone take ${metas.length}`);
-
-  const normalizer = new Normalizer(normalizerSpec, trainerSpec.userDefinedSymbols);
+/** Each unit normalized as SentencePiece's trainer normalizes it, meta pieces replaced by "\t"; emptied units dropped. Empties `units`. */
+function normalizedSentences(units: Buffer[], normalizer: Normalizer, metas: ModelPiece[], input: string): Array<[string, number]> {
   const metaStrings = metas.map((m) => m.piece);
   const sentences: Array<[string, number]> = [];
   for (const unit of units) {
@@ -273,11 +271,16 @@ export async function trainTokenizer(opts: TrainTokenizerOptions): Promise<Train
     if (text !== '') sentences.push([text, 1]);
   }
   units.length = 0;
-  if (sentences.length === 0) throw new UserError(`${opts.input}: no text to train on (nothing is left after normalization)`);
+  if (sentences.length === 0) throw new UserError(`${input}: no text to train on (nothing is left after normalization)`);
+  return sentences;
+}
 
-  const progress = new Progress({ label: 'train-tokenizer', total: opts.vocabSize - metas.length, unit: 'pieces', quiet: opts.quiet });
+/** BPE on the sentences, with progress; refuses a vocabulary the text cannot fill. */
+async function trainPieces(sentences: Array<[string, number]>, opts: TrainTokenizerOptions, coverage: number, metaCount: number): Promise<BpeResult> {
+  const budget = opts.vocabSize - metaCount;
+  const progress = new Progress({ label: 'train-tokenizer', total: budget, unit: 'pieces', quiet: opts.quiet });
   const result = await trainBpe(sentences, {
-    pieceBudget: opts.vocabSize - metas.length,
+    pieceBudget: budget,
     characterCoverage: coverage,
     maxSentencepieceLength: 16,
     splitByUnicodeScript: true,
@@ -285,10 +288,9 @@ export async function trainTokenizer(opts: TrainTokenizerOptions): Promise<Train
     splitDigits: false,
     onProgress: (done) => progress.update(done),
   });
-  const budget = opts.vocabSize - metas.length;
   if (result.alphabetSize > budget) {
     throw new UserError(
-      `--vocab-size ${opts.vocabSize} is too small for the ${result.alphabetSize} characters this text needs; use at least ${result.alphabetSize + metas.length} or lower --character-coverage`,
+      `--vocab-size ${opts.vocabSize} is too small for the ${result.alphabetSize} characters this text needs; use at least ${result.alphabetSize + metaCount} or lower --character-coverage`,
     );
   }
   if (result.shortBy > 0) {
@@ -296,6 +298,34 @@ export async function trainTokenizer(opts: TrainTokenizerOptions): Promise<Train
     throw new UserError(`${opts.input}: this text can fill a vocabulary of at most ${largest} pieces, not ${opts.vocabSize}; use --vocab-size ${largest} or less`);
   }
   progress.finish();
+  return result;
+}
+
+export async function trainTokenizer(opts: TrainTokenizerOptions): Promise<TrainTokenizerResult> {
+  const warn = opts.warn ?? ((m: string) => process.stderr.write(`warning: ${m}\n`));
+  const modelPath = `${opts.outputPrefix}.model`;
+  const vocabPath = `${opts.outputPrefix}.vocab`;
+  checkFlags(opts);
+  checkTextFile(opts.input);
+  checkOutput(modelPath, opts.force ?? false, '--output-prefix');
+  checkOutput(vocabPath, opts.force ?? false, '--output-prefix');
+  const o = await resolveSettings(opts);
+  const { units, longest, skippedTooLong } = await collectUnits(opts.input, o, warn);
+
+  const trainerSpec = trainerSpecFor({
+    input: opts.input,
+    prefix: opts.outputPrefix,
+    vocabSize: opts.vocabSize,
+    coverage: Math.fround(o.coverage),
+    maxSentenceLength: Number.isFinite(o.maxLength) ? o.maxLength : Math.max(SPM_DEFAULT_MAX_SENTENCE_LENGTH, longest),
+    byteFallback: opts.byteFallback ?? false,
+    qa: o.qa,
+  });
+  const normalizerSpec = normalizerSpecFor(o.normalization, o.qa);
+  const metas = metaPieces(trainerSpec);
+  if (metas.length >= opts.vocabSize) throw new UsageError(`--vocab-size ${opts.vocabSize} is too small: the special pieces alone take ${metas.length}`);
+  const sentences = normalizedSentences(units, new Normalizer(normalizerSpec, trainerSpec.userDefinedSymbols), metas, opts.input);
+  const result = await trainPieces(sentences, opts, o.coverage, metas.length);
 
   const pieces: ModelPiece[] = [...metas, ...result.pieces];
   const model: ModelProto = { pieces, trainerSpec, normalizerSpec };
@@ -304,5 +334,5 @@ export async function trainTokenizer(opts: TrainTokenizerOptions): Promise<Train
     [modelPath, encodeModelProto(model)],
     [vocabPath, vocabText(pieces)],
   ]);
-  return { modelPath: path.resolve(modelPath), vocabPath: path.resolve(vocabPath), mode: qa ? 'qa' : 'text', vocabSize: pieces.length, alphabetSize: result.alphabetSize, sentences: sentences.length, skippedTooLong };
+  return { modelPath: path.resolve(modelPath), vocabPath: path.resolve(vocabPath), mode: o.qa ? 'qa' : 'text', vocabSize: pieces.length, alphabetSize: result.alphabetSize, sentences: sentences.length, skippedTooLong };
 }
