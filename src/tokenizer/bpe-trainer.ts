@@ -189,6 +189,7 @@ class CandidateHeap {
   }
 }
 
+/** An occurrence of a pair, (word, left index, right index), packed in one number: words < 2^21, indexes < 2^16. */
 const POS_WORD = 2 ** 32;
 const POS_LEFT = 2 ** 16;
 function encodePos(word: number, left: number, right: number): number {
