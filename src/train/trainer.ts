@@ -273,8 +273,8 @@ async function prepareRun(opts: TrainOptions, resumePoint: ResumePoint | null, c
   const progress = new Progress({ label: 'train', total: totalSteps - step, unit: 'steps', quiet: opts.quiet });
   const trainStep = new TrainStep(model, optimizer, config.gradClip);
   return {
-    ...{ config, runDir, log, backend, meta, tokenizer, trainRows, valBatches, plan, unigramBaseline: baseline, totalSteps },
-    ...{ model, optimizer, trainStep, state, step, startStep: step, metrics, events, progress },
+    config, runDir, log, backend, meta, tokenizer, trainRows, valBatches, plan, unigramBaseline: baseline, totalSteps,
+    model, optimizer, trainStep, state, step, startStep: step, metrics, events, progress,
   };
 }
 
