@@ -9,15 +9,24 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { errorLine, UsageError, UserError } from '../common/errors.js';
 import { packageRoot } from '../common/paths.js';
+import type { Setting } from '../common/settings.js';
+import { namedByFlag } from './flags.js';
 
-export interface GptmedCommand<A = Record<string, unknown>> {
+/** What `gptmed --help` lists of a command, known without loading its module (see main.ts). */
+export interface CommandEntry {
   /** Subcommand name under `gptmed` (binary `gptmed-<name>`). */
   name: string;
   /** Positional part of the usage line, e.g. '<input>' ('' for none). */
   positionals?: string;
   describe: string;
+  load: () => Promise<GptmedCommand>;
+}
+
+export interface GptmedCommand<A = Record<string, unknown>> {
   builder: (y: Argv) => Argv<A>;
   handler: (args: ArgumentsCamelCase<A>) => Promise<void> | void;
+  /** The settings its flags are made from: a library error about one the user gave names its flag. */
+  settings?: readonly Setting[];
   /** Usage examples: [command line, what it does]. */
   examples?: Array<[string, string]>;
 }
@@ -32,7 +41,8 @@ function version(): string {
   return pkg.version;
 }
 
-function report(scriptName: string, err: unknown): number {
+function report(scriptName: string, err: unknown, settings: readonly Setting[]): number {
+  err = namedByFlag(err, settings);
   process.stderr.write(`${scriptName}: error: ${errorLine(err)}\n`);
   if (process.env.GPTMED_DEBUG && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
   return err instanceof UserError ? err.exitCode : 1;
@@ -95,11 +105,11 @@ function exitOnSignals(scriptName: string): void {
   }
 }
 
-async function run(y: Argv, scriptName: string): Promise<void> {
+async function run(y: Argv, scriptName: string, settings: readonly Setting[] = []): Promise<void> {
   // Errors that escape the awaited chain (a callback, a worker) are still one line. Registered before
   // any wasm module loads, so this runs ahead of Emscripten's own handler, which dumps its source.
   const fatal = (err: unknown): void => {
-    process.exit(report(scriptName, err));
+    process.exit(report(scriptName, err, settings));
   };
   process.on('uncaughtException', fatal);
   process.on('unhandledRejection', fatal);
@@ -107,38 +117,47 @@ async function run(y: Argv, scriptName: string): Promise<void> {
   try {
     await y.parseAsync();
   } catch (err) {
-    process.exitCode = report(scriptName, err);
+    process.exitCode = report(scriptName, err, settings);
   }
+}
+
+/** The yargs command of `cmd`: `$0` in its own binary, its name under the umbrella. */
+function commandSpec(entry: CommandEntry, cmd: GptmedCommand, umbrella: boolean) {
+  const scriptName = umbrella ? `gptmed ${entry.name}` : `gptmed-${entry.name}`;
+  return {
+    command: [umbrella ? entry.name : '$0', entry.positionals].filter(Boolean).join(' '),
+    describe: entry.describe,
+    builder: (sub: Argv) => {
+      let b = cmd.builder(sub) as Argv;
+      for (const [line, what] of cmd.examples ?? []) b = b.example(umbrella ? line.replace(/^gptmed-/, 'gptmed ') : line, what);
+      return withNumbersChecked(b, scriptName);
+    },
+    handler: cmd.handler,
+  };
 }
 
 /** Run one command as its own binary, `gptmed-<name>`. */
-export async function runBinary(cmd: GptmedCommand): Promise<void> {
-  const scriptName = `gptmed-${cmd.name}`;
-  let y = configure(yargs(hideBin(process.argv)), scriptName).command({
-    command: ['$0', cmd.positionals].filter(Boolean).join(' '),
-    describe: cmd.describe,
-    builder: (sub: Argv) => withNumbersChecked(cmd.builder(sub) as Argv, scriptName),
-    handler: cmd.handler,
-  });
-  for (const [line, what] of cmd.examples ?? []) y = y.example(line, what);
-  await run(y, scriptName);
+export async function runBinary(entry: CommandEntry): Promise<void> {
+  const scriptName = `gptmed-${entry.name}`;
+  const cmd = await entry.load();
+  const y = configure(yargs(hideBin(process.argv)), scriptName).command(commandSpec(entry, cmd, false));
+  await run(y, scriptName, cmd.settings);
 }
 
-/** Run the umbrella `gptmed <command>` over all commands. */
-export async function runUmbrella(cmds: GptmedCommand[]): Promise<void> {
-  let y = configure(yargs(hideBin(process.argv)), 'gptmed');
-  for (const cmd of cmds) {
-    y = y.command({
-      command: [cmd.name, cmd.positionals].filter(Boolean).join(' '),
-      describe: cmd.describe,
-      builder: (sub: Argv) => {
-        let b = cmd.builder(sub) as Argv;
-        for (const [line, what] of cmd.examples ?? []) b = b.example(line.replace(/^gptmed-/, 'gptmed '), what);
-        return withNumbersChecked(b, `gptmed ${cmd.name}`);
-      },
-      handler: cmd.handler,
-    });
+/**
+ * Run the umbrella `gptmed <command>`: only the module of the command named is loaded (tfjs alone costs a
+ * second at start); the others are listed by name and description for --help.
+ */
+export async function runUmbrella(entries: readonly CommandEntry[]): Promise<void> {
+  const args = hideBin(process.argv);
+  const chosen = entries.find((e) => e.name === args[0]);
+  const cmd = chosen ? await chosen.load() : undefined;
+  let y = configure(yargs(args), 'gptmed');
+  for (const entry of entries) {
+    y = entry === chosen && cmd
+      ? y.command(commandSpec(entry, cmd, true))
+      : y.command([entry.name, entry.positionals].filter(Boolean).join(' '), entry.describe);
   }
   y = y.demandCommand(1, 'name a command').example('gptmed convert faq.csv -o data/faq.qa.txt', 'run a stage');
-  await run(y, 'gptmed');
+  await run(y, 'gptmed', cmd?.settings);
 }

@@ -5,19 +5,18 @@ import { defineCommand } from './command.js';
 const mb = (bytes: number): string => `${(bytes / 1e6).toFixed(1)} MB`;
 
 export const exportCommand = defineCommand({
-  name: 'export',
-  describe: 'Export a trained model: GGUF for llama.cpp (and Ollama, LM Studio, node-llama-cpp), or a Hugging Face GPT-2 directory',
   builder: (y) =>
     y
       .option('checkpoint', { type: 'string', demandOption: true, describe: 'run directory (its best checkpoint, else latest), step directory, or best/latest file' })
       .option('format', { choices: exportFormats, demandOption: true, describe: 'gguf: one .gguf file (llama.cpp gpt2); hf: a directory transformers loads as GPT2LMHeadModel' })
       .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'the .gguf file, or the hf directory' })
       .option('dtype', { choices: exportDtypes, default: 'f32' as ExportDtype, describe: 'weights as float32 (as trained) or float16 (half the size)' })
-      .option('force', { type: 'boolean', default: false, describe: 'replace an existing output' }),
+      .option('force', { alias: 'f', type: 'boolean', default: false, describe: 'replace an existing output' })
+      .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no notes on stderr (the summary is still printed)' }),
   handler: (args) => {
     const started = Date.now();
     const r = exportModel({ checkpoint: args.checkpoint, format: args.format as ExportFormat, output: args.output, dtype: args.dtype, force: args.force });
-    for (const note of r.notes) process.stderr.write(`note: ${note}\n`);
+    if (!args.quiet) for (const note of r.notes) process.stderr.write(`note: ${note}\n`);
     process.stdout.write(`wrote ${r.output}: ${r.format} ${r.dtype}, ${mb(r.bytes)}, from ${r.stepDir} in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
   },
   examples: [

@@ -10,56 +10,65 @@ import {
   generate,
   jsonLine,
   loadModel,
-  PRESET_NAMES,
   readQuestionFile,
   resolveOptions,
   type GenerateResult,
+  type GenerationOptions,
   type GenerationRequest,
   type LoadedModel,
   type PresetName,
   type QuestionFile,
 } from '../generate/index.js';
 import { checkOutput } from '../common/output.js';
+import { generationSettings, presetSetting } from '../generate/options.js';
 import { checkQuestionSizes } from '../generate/question-size.js';
 import { checkPromptText } from '../generate/questions.js';
+import { pickSettings, type Setting } from '../common/settings.js';
 import { defineCommand, PARSER_CONFIGURATION } from './command.js';
+import { forceFlag, quietFlag, settingFlags } from './flags.js';
+
+/** Where the model is: flags of gptmed-generate and gptmed-evaluate. */
+const modelFlags: readonly Setting[] = [
+  {
+    name: 'checkpoint',
+    type: 'path',
+    description: 'run directory (its best checkpoint), step directory, or best/latest file',
+    defaultText: `best in ${defaultCheckpointDir()} (configs/train.json)`,
+  },
+  { name: 'tokenizer', type: 'path', description: 'tokenizer .model; must be the one the model was trained with', defaultText: 'the one recorded in the checkpoint' },
+];
+
+const deviceFlag: Setting = { name: 'device', type: 'string', choices: devices, default: 'auto', description: 'tfjs backend' };
+
+/** How answers are drawn: the generation options but the number of samples (evaluate draws one). */
+const samplingSettings = generationSettings.filter((s) => s.name !== 'numSamples');
+
+/** The settings behind modelAndSamplingFlags, for naming a library error's field by its flag. */
+export const modelAndSamplingSettings: readonly Setting[] = [...modelFlags, presetSetting, ...samplingSettings, deviceFlag];
 
 /** Flags shared by gptmed-generate and gptmed-evaluate: where the model is, and how answers are drawn. */
-export function modelAndSamplingFlags<T>(y: Argv<T>, presetDefault?: PresetName) {
-  const shown = resolveOptions({ preset: presetDefault });
-  return y
-    // With boolean negation on, yargs reads `--no-repeat-ngram 3` as `--repeat-ngram false` and a stray 3.
-    // Off for these two commands only (convert's --no-header keeps it). parserConfiguration replaces the
-    // whole setting, so the shared one from command.ts is repeated here.
-    .parserConfiguration({ ...PARSER_CONFIGURATION, 'boolean-negation': false })
-    .option('checkpoint', { type: 'string', describe: 'run directory (its best checkpoint), step directory, or best/latest file', defaultDescription: `best in ${defaultCheckpointDir()} (configs/train.json)` })
-    .option('tokenizer', { type: 'string', describe: 'tokenizer .model; must be the one the model was trained with', defaultDescription: 'the one recorded in the checkpoint' })
-    .option('preset', { choices: PRESET_NAMES, describe: 'a set of sampling options (configs/generate.json); explicit flags override it', defaultDescription: presetDefault ?? 'none' })
-    .option('max-new-tokens', { alias: 'max-length', type: 'number', describe: 'most tokens in one answer', defaultDescription: String(shown.maxNewTokens) })
-    .option('temperature', { type: 'number', describe: 'sampling temperature; 0 is greedy', defaultDescription: String(shown.temperature) })
-    .option('top-k', { type: 'number', describe: 'sample from the k most likely tokens; 0 turns it off', defaultDescription: String(shown.topK) })
-    .option('top-p', { type: 'number', describe: 'sample from the smallest set of tokens whose probability reaches p; 1 turns it off', defaultDescription: String(shown.topP) })
-    .option('repetition-penalty', { type: 'number', describe: 'penalty on tokens already in the answer; 1 turns it off', defaultDescription: String(shown.repetitionPenalty) })
-    .option('no-repeat-ngram', { type: 'number', describe: 'never repeat an n-gram of this size in the answer; 0 turns it off', defaultDescription: String(shown.noRepeatNgram) })
-    .option('seed', { type: 'number', describe: 'seed of the sampler: the same seed gives the same answers', defaultDescription: String(shown.seed) })
-    .option('device', { choices: devices, default: 'auto' as Device, describe: 'tfjs backend' });
-}
-
-interface SamplingArgs {
-  preset?: PresetName;
-  maxNewTokens?: number;
-  temperature?: number;
-  topK?: number;
-  topP?: number;
-  repetitionPenalty?: number;
-  noRepeatNgram?: number;
-  seed?: number;
+export function modelAndSamplingFlags<T>(y: Argv<T>, presetDefault?: PresetName): Argv<T> {
+  // The defaults of configs/generate.json under the preset, shown in --help; resolveOptions applies them.
+  const shown = { ...resolveOptions({ preset: presetDefault }), preset: presetDefault ?? 'none' };
+  // With boolean negation on, yargs reads `--no-repeat-ngram 3` as `--repeat-ngram false` and a stray 3.
+  // Off for these two commands only (convert's --no-header keeps it). parserConfiguration replaces the
+  // whole setting, so the shared one from command.ts is repeated here.
+  const parsed = y.parserConfiguration({ ...PARSER_CONFIGURATION, 'boolean-negation': false });
+  return settingFlags(settingFlags(settingFlags(parsed, modelFlags), [presetSetting, ...samplingSettings], shown), [deviceFlag]);
 }
 
 /** The generation options the user gave explicitly (the rest come from the preset and the defaults). */
-export function samplingRequest(args: SamplingArgs): GenerationRequest {
-  const { preset, maxNewTokens, temperature, topK, topP, repetitionPenalty, noRepeatNgram, seed } = args;
-  return { preset, maxNewTokens, temperature, topK, topP, repetitionPenalty, noRepeatNgram, seed };
+export function samplingRequest(args: { preset?: PresetName }): GenerationRequest {
+  return { preset: args.preset, ...pickSettings<GenerationOptions>(generationSettings, args) };
+}
+
+/** The flags both commands read (the yargs types of declared flags are not inferred). */
+export interface ModelArgs {
+  checkpoint?: string;
+  tokenizer?: string;
+  device: Device;
+  preset?: PresetName;
+  quiet: boolean;
 }
 
 /** A note on stderr for anything about an answer that the user should know. */
@@ -124,13 +133,13 @@ function readQuestions(file: string): QuestionFile {
   return read;
 }
 
-async function answerFile(lm: LoadedModel, { questions, format }: QuestionFile, request: GenerationRequest, output: string | undefined): Promise<void> {
+async function answerFile(lm: LoadedModel, { questions, format }: QuestionFile, request: GenerationRequest, output: string | undefined, quiet: boolean): Promise<void> {
   const writer = output ? new AtomicFileWriter(output) : null;
   const write = (s: string): void => {
     if (writer) writer.write(s);
     else process.stdout.write(s);
   };
-  const progress = new Progress({ label: 'answering', total: questions.length, unit: 'questions', quiet: !output });
+  const progress = new Progress({ label: 'answering', total: questions.length, unit: 'questions', quiet: quiet || !output });
   try {
     let done = 0;
     for (const q of questions) {
@@ -143,42 +152,63 @@ async function answerFile(lm: LoadedModel, { questions, format }: QuestionFile, 
     }
     writer?.commit();
     progress.finish();
-    if (output) process.stderr.write(`wrote ${questions.length} question(s) to ${output}\n`);
+    if (output) process.stdout.write(`wrote ${questions.length} question(s) to ${output}\n`);
   } catch (err) {
     writer?.abort();
     throw err;
   }
 }
 
+const generateFlags: readonly Setting[] = [
+  { name: 'prompt', type: 'string', alias: 'p', description: 'the question to answer' },
+  { name: 'inputFile', type: 'path', description: 'questions, one a line (or Q&A text): answers as JSONL' },
+  { name: 'output', type: 'path', alias: 'o', description: 'with --input-file: write the JSONL here instead of stdout' },
+  forceFlag('overwrite --output if it exists'),
+  { name: 'interactive', type: 'boolean', alias: 'i', default: false, description: 'a prompt loop; `exit` or Ctrl-D leaves' },
+  { name: 'stream', type: 'boolean', default: false, description: 'print the answer as it is generated' },
+  quietFlag('no backend line or progress on stderr'),
+];
+
+interface GenerateArgs extends ModelArgs {
+  prompt?: string;
+  inputFile?: string;
+  output?: string;
+  force: boolean;
+  interactive: boolean;
+  stream: boolean;
+}
+
+/** Exactly one mode, --output only with --input-file, a question that can be encoded. */
+function checkModes(a: GenerateArgs): true {
+  const modes = [a.prompt !== undefined, a.inputFile !== undefined, a.interactive].filter(Boolean).length;
+  // A UserError, not a string: yargs would pass a returned string on as an internal error.
+  if (modes !== 1) throw new UsageError('give exactly one of --prompt, --input-file or --interactive (see gptmed-generate --help)');
+  if (a.output !== undefined && a.inputFile === undefined) throw new UsageError('--output goes with --input-file (see gptmed-generate --help)');
+  if (a.prompt !== undefined) checkPromptText(a.prompt);
+  return true;
+}
+
+const numSamplesSetting = generationSettings.filter((s) => s.name === 'numSamples');
+
+/** gptmed-generate's flags, in --help order (MANUAL's table follows it). */
+export const generateFlagSettings: readonly Setting[] = [...modelAndSamplingSettings, ...generateFlags, ...numSamplesSetting];
+
 export const generateCommand = defineCommand({
-  name: 'generate',
-  describe: 'Answer questions with a trained model; answers stop by themselves at the end-of-answer token',
+  settings: generateFlagSettings,
   builder: (y) =>
-    modelAndSamplingFlags(y)
-      .option('prompt', { alias: 'p', type: 'string', describe: 'the question to answer' })
-      .option('input-file', { type: 'string', describe: 'questions, one a line (or Q&A text): answers as JSONL' })
-      .option('output', { alias: 'o', type: 'string', describe: 'with --input-file: write the JSONL here instead of stdout' })
-      .option('force', { type: 'boolean', default: false, describe: 'overwrite --output if it exists' })
-      .option('interactive', { alias: 'i', type: 'boolean', default: false, describe: 'a prompt loop; `exit` or Ctrl-D leaves' })
-      .option('stream', { type: 'boolean', default: false, describe: 'print the answer as it is generated' })
-      .option('num-samples', { type: 'number', describe: 'answers to draw per question', defaultDescription: String(resolveOptions().numSamples) })
-      .check((a) => {
-        const modes = [a.prompt !== undefined, a.inputFile !== undefined, a.interactive].filter(Boolean).length;
-        // A UserError, not a string: yargs would pass a returned string on as an internal error.
-        if (modes !== 1) throw new UsageError('give exactly one of --prompt, --input-file or --interactive (see gptmed-generate --help)');
-        if (a.output !== undefined && a.inputFile === undefined) throw new UsageError('--output goes with --input-file (see gptmed-generate --help)');
-        if (a.prompt !== undefined) checkPromptText(a.prompt);
-        return true;
-      }),
-  handler: async (a) => {
-    const request: GenerationRequest = { ...samplingRequest(a), numSamples: a.numSamples };
+    settingFlags(settingFlags(modelAndSamplingFlags(y), generateFlags), numSamplesSetting, resolveOptions() as unknown as Record<string, number>).check((a) =>
+      checkModes(a as unknown as GenerateArgs),
+    ),
+  handler: async (args) => {
+    const a = args as unknown as GenerateArgs;
+    const request = samplingRequest(a);
     // Input and output are checked before the model loads: a mistake in either costs no wait.
     if (a.output !== undefined) checkOutput(a.output, a.force);
     const questions = a.inputFile !== undefined ? readQuestions(a.inputFile) : undefined;
     const lm = await loadModel({ checkpoint: a.checkpoint, tokenizer: a.tokenizer, device: a.device });
-    process.stderr.write(`${lm.backend.line}\n`);
+    if (!a.quiet) process.stderr.write(`${lm.backend.line}\n`);
     try {
-      if (questions) await answerFile(lm, questions, request, a.output);
+      if (questions) await answerFile(lm, questions, request, a.output, a.quiet);
       else if (a.interactive) await interactive(lm, request, a.stream);
       else await answerToStdout(lm, a.prompt!, request, a.stream);
     } finally {

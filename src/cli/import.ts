@@ -2,17 +2,16 @@
 import { defineCommand } from './command.js';
 
 export const importCommand = defineCommand({
-  name: 'import',
-  describe: 'Import a Hugging Face GPT-2 directory (config.json, model.safetensors, tokenizer.model) as a gptmed run directory',
   builder: (y) =>
     y
       .option('from', { type: 'string', demandOption: true, describe: 'the Hugging Face directory, e.g. from gptmed-export --format hf' })
       .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'the run directory to write (tokenizer.model, step-NNNNNN/, latest, best)' })
-      .option('force', { type: 'boolean', default: false, describe: 'replace an existing output' }),
+      .option('force', { alias: 'f', type: 'boolean', default: false, describe: 'replace an existing output' })
+      .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress lines (the summary is still printed)' }),
   handler: async (args) => {
     const { importHf } = await import('../export/import.js');
     const started = Date.now();
-    const r = await importHf({ from: args.from, output: args.output, force: args.force, log: (line) => process.stderr.write(`${line}\n`) });
+    const r = await importHf({ from: args.from, output: args.output, force: args.force, log: args.quiet ? () => {} : (line) => process.stderr.write(`${line}\n`) });
     const c = r.modelConfig;
     process.stdout.write(
       `wrote ${r.runDir}: ${r.stepDir.slice(r.runDir.length).replace(/^[\\/]+/, '')} (${c.nLayers} layers, d ${c.dModel}, ${(r.parameterCount / 1e6).toFixed(2)} M parameters, ` +

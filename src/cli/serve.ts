@@ -5,8 +5,6 @@ import { defineCommand } from './command.js';
 const d = serveDefaults;
 
 export const serveCommand = defineCommand({
-  name: 'serve',
-  describe: 'Serve trained models over an OpenAI-compatible HTTP API, and run training jobs sent over HTTP',
   builder: (y) =>
     y
       .option('runs-dir', { type: 'string', default: d.runsDir, describe: 'every run directory under it is a model (its id: the directory name); jobs write theirs here' })
@@ -16,7 +14,7 @@ export const serveCommand = defineCommand({
       .option('api-key', { type: 'string', describe: 'require Authorization: Bearer KEY on every /v1 route' })
       .option('max-concurrent', { type: 'number', default: d.maxConcurrent, describe: 'generations at once; more wait in a bounded queue, then 429' })
       .option('max-upload-mb', { type: 'number', default: d.maxUploadMb, describe: 'largest data file a job may upload' })
-      .option('quiet', { type: 'boolean', default: false, describe: 'no request log' }),
+      .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no request log' }),
   handler: async (args) => {
     const { app, url } = await startServer({
       runsDir: args.runsDir,

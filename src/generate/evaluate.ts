@@ -4,7 +4,8 @@
  * included), and how close its own greedy answer is (exact match, token F1).
  */
 import * as tf from '@tensorflow/tfjs';
-import { UsageError, UserError } from '../common/errors.js';
+import { UserError } from '../common/errors.js';
+import { checkSetting, type Setting } from '../common/settings.js';
 import { checkTextFile } from '../common/input.js';
 import { readQaFile, type QaPair } from '../convert/qa-format.js';
 import { encodePair } from '../dataset/index.js';
@@ -17,6 +18,9 @@ import { exactMatch, PerplexityMeter, tokenF1 } from './metrics.js';
 import { generateConfig, resolveOptions, type GenerationOptions, type GenerationRequest } from './options.js';
 import type { EvaluationRecord } from './records.js';
 import type { StopReason } from './stopping.js';
+
+/** How many pairs to evaluate (all when unset). */
+export const limitSetting: Setting = { name: 'limit', type: 'integer', min: 1, description: 'evaluate only the first N pairs' };
 
 export interface EvaluateOptions extends GenerationRequest {
   /** Only the first N pairs. */
@@ -90,7 +94,7 @@ async function readPairs(file: string, limit: number): Promise<{ pairs: QaPair[]
 /** Evaluate on a Q&A text file, or on pairs in memory. */
 export async function evaluate(lm: LoadedModel, data: string | readonly QaPair[], options: EvaluateOptions = {}): Promise<EvaluateReport> {
   const { limit, onProgress, ...request } = options;
-  if (limit !== undefined && !(Number.isInteger(limit) && limit >= 1)) throw new UsageError(`--limit must be a whole number >= 1, got ${limit}`);
+  if (limit !== undefined) checkSetting(limitSetting, limit, 'evaluation', true);
   const opts = resolveOptions({ preset: generateConfig().evaluate.preset, ...request, numSamples: 1 });
   const started = performance.now();
   const { pairs, skipped } = typeof data === 'string' ? await readPairs(data, limit ?? Infinity) : { pairs: data.slice(0, limit), skipped: 0 };

@@ -1,11 +1,13 @@
 /**
  * Generation options: defaults and the four presets come from
  * configs/generate.json; a caller's explicit options override the preset,
- * which overrides the defaults. Every value is checked once, here.
+ * which overrides the defaults. Every value is checked once, here, against
+ * the declarations (generationSettings).
  */
 import * as fs from 'node:fs';
-import { UsageError, UserError } from '../common/errors.js';
+import { UserError } from '../common/errors.js';
 import { configPath } from '../common/paths.js';
+import { checkSetting, checkSettings, pickSettings, type Setting } from '../common/settings.js';
 import type { SamplingOptions } from './sampling.js';
 
 export const PRESET_NAMES = ['greedy', 'balanced', 'creative', 'conservative'] as const;
@@ -26,35 +28,35 @@ export type GenerationRequest = Partial<GenerationOptions> & { preset?: PresetNa
 interface GenerateConfig {
   defaults: GenerationOptions;
   presets: Record<PresetName, SamplingOptions>;
-  evaluate: { preset: PresetName; output: string };
+  evaluate: { preset: PresetName };
 }
 
-const SAMPLING_KEYS = ['temperature', 'topK', 'topP', 'repetitionPenalty', 'noRepeatNgram'] as const;
-const OPTION_KEYS = [...SAMPLING_KEYS, 'maxNewTokens', 'seed', 'numSamples'] as const;
+/** The generation options, declared once; their defaults are configs/generate.json's. */
+export const generationSettings: readonly Setting[] = [
+  { name: 'maxNewTokens', type: 'integer', min: 1, alias: 'max-length', description: 'most tokens in one answer' },
+  { name: 'temperature', type: 'number', min: 0, description: 'sampling temperature; 0 is greedy' },
+  { name: 'topK', type: 'integer', min: 0, description: 'sample from the k most likely tokens; 0 turns it off' },
+  { name: 'topP', type: 'number', above: 0, max: 1, description: 'sample from the smallest set of tokens whose probability reaches p; 1 turns it off' },
+  { name: 'repetitionPenalty', type: 'number', above: 0, description: 'penalty on tokens already in the answer; 1 turns it off' },
+  { name: 'noRepeatNgram', type: 'integer', min: 0, description: 'never repeat an n-gram of this size in the answer; 0 turns it off' },
+  { name: 'seed', type: 'integer', description: 'seed of the sampler: the same seed gives the same answers' },
+  { name: 'numSamples', type: 'integer', min: 1, description: 'answers to draw per question' },
+];
 
-/** How each option is named on the command line, for messages. */
-const FLAG: Record<keyof GenerationOptions, string> = {
-  temperature: '--temperature',
-  topK: '--top-k',
-  topP: '--top-p',
-  repetitionPenalty: '--repetition-penalty',
-  noRepeatNgram: '--no-repeat-ngram',
-  maxNewTokens: '--max-new-tokens',
-  seed: '--seed',
-  numSamples: '--num-samples',
+export const presetSetting: Setting = {
+  name: 'preset',
+  type: 'string',
+  choices: PRESET_NAMES,
+  description: 'a set of sampling options (configs/generate.json); explicit flags override it',
 };
 
-function numbersOf<K extends string>(obj: unknown, keys: readonly K[], where: string): Record<K, number> {
-  const file = configPath('generate.json');
-  if (typeof obj !== 'object' || obj === null) throw new UserError(`${file}: "${where}" must be an object`);
-  const rec = obj as Record<string, unknown>;
-  const out = {} as Record<K, number>;
-  for (const k of keys) {
-    const v = rec[k];
-    if (typeof v !== 'number' || !Number.isFinite(v)) throw new UserError(`${file}: "${where}.${k}" must be a number`);
-    out[k] = v;
-  }
-  return out;
+const SAMPLING_KEYS: ReadonlyArray<keyof SamplingOptions> = ['temperature', 'topK', 'topP', 'repetitionPenalty', 'noRepeatNgram'];
+const samplingSettings = generationSettings.filter((s) => (SAMPLING_KEYS as readonly string[]).includes(s.name));
+
+function objectAt(raw: Record<string, unknown> | undefined, key: string, file: string): Record<string, unknown> {
+  const v = raw?.[key];
+  if (typeof v !== 'object' || v === null) throw new UserError(`${file}: "${key}" must be an object`);
+  return v as Record<string, unknown>;
 }
 
 let cached: GenerateConfig | null = null;
@@ -63,52 +65,39 @@ let cached: GenerateConfig | null = null;
 export function generateConfig(): GenerateConfig {
   if (cached) return cached;
   const file = configPath('generate.json');
-  let raw: { defaults?: unknown; presets?: Record<string, unknown>; evaluate?: { preset?: unknown; output?: unknown } };
+  let raw: Record<string, unknown>;
   try {
-    raw = JSON.parse(fs.readFileSync(file, 'utf8')) as typeof raw;
+    raw = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
   } catch (err) {
     throw new UserError(`${file}: cannot read the generation config (${(err as Error).message}); restore it from the package`);
   }
+  const defaults = objectAt(raw, 'defaults', file);
+  checkSettings(generationSettings, defaults, `${file} defaults`);
+  const presetsRaw = objectAt(raw, 'presets', file);
   const presets = {} as Record<PresetName, SamplingOptions>;
-  for (const name of PRESET_NAMES) presets[name] = numbersOf(raw.presets?.[name], SAMPLING_KEYS, `presets.${name}`);
-  const preset = raw.evaluate?.preset;
-  if (!PRESET_NAMES.includes(preset as PresetName)) throw new UserError(`${file}: "evaluate.preset" must be one of ${PRESET_NAMES.join(', ')}`);
-  if (typeof raw.evaluate?.output !== 'string') throw new UserError(`${file}: "evaluate.output" must be a file name`);
-  const defaults = checkOptions(numbersOf(raw.defaults, OPTION_KEYS, 'defaults'));
-  for (const name of PRESET_NAMES) checkOptions({ ...defaults, ...presets[name] });
-  cached = { defaults, presets, evaluate: { preset: preset as PresetName, output: raw.evaluate.output } };
+  for (const name of PRESET_NAMES) {
+    const preset = objectAt(presetsRaw, name, file);
+    checkSettings(samplingSettings, preset, `${file} presets.${name}`);
+    presets[name] = pickSettings<SamplingOptions>(samplingSettings, preset) as SamplingOptions;
+  }
+  const evaluate = objectAt(raw, 'evaluate', file);
+  checkSetting(presetSetting, evaluate.preset, `${file} evaluate`);
+  cached = { defaults: pickSettings<GenerationOptions>(generationSettings, defaults) as GenerationOptions, presets, evaluate: { preset: evaluate.preset as PresetName } };
   return cached;
 }
 
-function mustBe(ok: boolean, key: keyof GenerationOptions, what: string, value: number): void {
-  if (!ok) throw new UsageError(`${FLAG[key]} must be ${what}, got ${value}`);
-}
-
-/** Throws a UserError naming the flag of the first option out of range. */
-export function checkOptions(o: GenerationOptions): GenerationOptions {
-  const int = Number.isInteger;
-  mustBe(Number.isFinite(o.temperature) && o.temperature >= 0, 'temperature', '>= 0 (0 is greedy)', o.temperature);
-  mustBe(int(o.topK) && o.topK >= 0, 'topK', 'a whole number >= 0 (0 turns it off)', o.topK);
-  mustBe(o.topP > 0 && o.topP <= 1, 'topP', 'in (0, 1] (1 turns it off)', o.topP);
-  mustBe(Number.isFinite(o.repetitionPenalty) && o.repetitionPenalty > 0, 'repetitionPenalty', '> 0 (1 turns it off)', o.repetitionPenalty);
-  mustBe(int(o.noRepeatNgram) && o.noRepeatNgram >= 0, 'noRepeatNgram', 'a whole number >= 0 (0 turns it off)', o.noRepeatNgram);
-  mustBe(int(o.maxNewTokens) && o.maxNewTokens >= 1, 'maxNewTokens', 'a whole number >= 1', o.maxNewTokens);
-  mustBe(int(o.seed), 'seed', 'a whole number', o.seed);
-  mustBe(int(o.numSamples) && o.numSamples >= 1, 'numSamples', 'a whole number >= 1', o.numSamples);
+/** Throws a SettingError naming the first option out of range; `given`: the options the caller set. */
+export function checkOptions(o: GenerationOptions, given: ReadonlySet<string> = new Set()): GenerationOptions {
+  checkSettings(generationSettings, o as unknown as Record<string, unknown>, 'generation options', given);
   return o;
 }
 
 /** Defaults, then the preset, then the caller's explicit options (undefined ones ignored). */
 export function resolveOptions(request: GenerationRequest = {}): GenerationOptions {
   const config = generateConfig();
-  const { preset, ...explicit } = request;
-  if (preset !== undefined && !PRESET_NAMES.includes(preset)) {
-    throw new UsageError(`--preset must be one of ${PRESET_NAMES.join(', ')}, got ${String(preset)}`);
-  }
-  const merged: GenerationOptions = { ...config.defaults, ...(preset ? config.presets[preset] : {}) };
-  for (const key of OPTION_KEYS) {
-    const v = explicit[key];
-    if (v !== undefined) merged[key] = v;
-  }
-  return checkOptions(merged);
+  const { preset, ...rest } = request;
+  if (preset !== undefined) checkSetting(presetSetting, preset, 'generation options', true);
+  const explicit = pickSettings<GenerationOptions>(generationSettings, rest);
+  const merged: GenerationOptions = { ...config.defaults, ...(preset ? config.presets[preset] : {}), ...explicit };
+  return checkOptions(merged, new Set(Object.keys(explicit)));
 }

@@ -1,11 +1,13 @@
 /**
  * The model's shape: presets in configs/<size>.json, a user's own JSON file,
- * and per-field overrides, merged and checked here. The vocabulary size is
+ * and per-field overrides, merged and checked here against the declarations
+ * of its fields (modelShapeSettings). The vocabulary size is
  * not part of a preset: it comes from the shards' meta.json.
  */
 import * as fs from 'node:fs';
-import { UsageError, UserError } from '../common/errors.js';
+import { UserError } from '../common/errors.js';
 import { configPath } from '../common/paths.js';
+import { checkSetting, checkSettings, pickSettings, readSettingsFile, type Setting } from '../common/settings.js';
 import { MAX_ROW_LENGTH } from '../dataset/shards.js';
 
 /** Plain data: everything needed to rebuild a GPT's shape. */
@@ -27,87 +29,62 @@ export type ModelShape = Omit<ModelConfig, 'vocabSize'>;
 export const modelSizes = ['tiny', 'small', 'medium'] as const;
 export type ModelSize = (typeof modelSizes)[number];
 
-const shapeFields: ReadonlyArray<keyof ModelShape> = ['dModel', 'nLayers', 'nHeads', 'dFf', 'maxSeqLen', 'dropout'];
+/** The shape's fields as settings: a preset's, a --config file's, and the flags that override them. */
+export const modelShapeSettings: readonly Setting[] = [
+  { name: 'dModel', type: 'integer', min: 1, description: 'Override the preset: embedding width' },
+  { name: 'nLayers', type: 'integer', min: 1, description: 'Override the preset: transformer blocks' },
+  { name: 'nHeads', type: 'integer', min: 1, description: 'Override the preset: attention heads' },
+  { name: 'dFf', type: 'integer', min: 1, description: 'Override the preset: MLP hidden width' },
+  // Longer contexts could never be trained (see MAX_ROW_LENGTH).
+  { name: 'maxSeqLen', type: 'integer', min: 1, max: MAX_ROW_LENGTH - 1, description: 'Override the preset: context length' },
+  { name: 'dropout', type: 'number', min: 0, below: 1, description: 'Override the preset: dropout rate' },
+];
 
-function readJsonObject(file: string): Record<string, unknown> {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch {
-    throw new UserError(`${file}: model config file not found`);
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (err) {
-    throw new UserError(`${file}: not valid JSON (${(err as Error).message}); fix the file`);
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new UserError(`${file}: a model config must be a JSON object such as {"dModel": 128, ...}`);
-  }
-  return value as Record<string, unknown>;
-}
+const vocabSizeSetting: Setting = { name: 'vocabSize', type: 'integer', min: 1, flag: false, description: "the shards' vocabulary (meta.json)" };
 
-/** Check a partial model shape read from `source`; unknown fields are refused so typos do not pass silently. */
-function checkShapeFields(obj: Record<string, unknown>, source: string): Partial<ModelShape> {
-  const out: Partial<ModelShape> = {};
-  for (const [key, value] of Object.entries(obj)) {
-    if (!(shapeFields as readonly string[]).includes(key)) {
-      throw new UserError(`${source}: unknown model field "${key}"; known fields: ${shapeFields.join(', ')}`);
-    }
-    if (typeof value !== 'number' || !Number.isFinite(value)) {
-      throw new UserError(`${source}: field "${key}" must be a number`);
-    }
-    out[key as keyof ModelShape] = value;
-  }
-  return out;
+/**
+ * A --config file may also hold training settings (src/train/config.ts reads and checks those). Their
+ * names are the keys of configs/train.json, read from the file because src/train sits above this module.
+ */
+function trainingKeys(): string[] {
+  const defaults = JSON.parse(fs.readFileSync(configPath('train.json'), 'utf8')) as Record<string, unknown>;
+  return Object.keys(defaults).filter((k) => k !== 'quickTest');
 }
 
 /** The preset configs/<size>.json. */
 export function loadPreset(size: ModelSize): ModelShape {
   const file = configPath(`${size}.json`);
-  return checkShapeFields(readJsonObject(file), file) as ModelShape;
+  const shape = readSettingsFile(file, modelShapeSettings, [], 'model field');
+  checkSettings(modelShapeSettings, shape, file);
+  return shape as unknown as ModelShape;
 }
 
 export interface ModelConfigSources {
   /** Preset used as the base. */
   modelSize: ModelSize;
-  /** A JSON file with some or all model fields; it overrides the preset. */
+  /** A JSON file with some or all model fields (and maybe training settings); it overrides the preset. */
   configFile?: string;
   /** Per-field overrides (from flags); they override the file. */
   overrides?: Partial<ModelShape>;
   vocabSize: number;
 }
 
-/** Preset < --config file < per-field overrides, then checked. */
+/** Preset < --config file < per-field overrides, then checked. A bad override is the caller's: `given`. */
 export function resolveModelConfig(src: ModelConfigSources): ModelConfig {
-  const fromFile = src.configFile ? checkShapeFields(readJsonObject(src.configFile), src.configFile) : {};
-  const overrides = checkShapeFields({ ...(src.overrides ?? {}) }, 'model override');
-  for (const key of shapeFields) {
-    // A bad value from a flag is named as the flag, and is a usage error.
-    const problem = overrides[key] === undefined ? null : fieldProblem(key, overrides[key]);
-    if (problem) throw new UsageError(`--${key.replace(/[A-Z]/g, (ch) => `-${ch.toLowerCase()}`)} must be ${problem} (got ${String(overrides[key])})`);
+  const fromFile = src.configFile ? readSettingsFile(src.configFile, modelShapeSettings, trainingKeys(), 'model field') : {};
+  const overrides = pickSettings<ModelShape>(modelShapeSettings, src.overrides ?? {});
+  for (const s of modelShapeSettings) {
+    const v = overrides[s.name as keyof ModelShape];
+    if (v !== undefined) checkSetting(s, v, 'model settings', true);
   }
   const config: ModelConfig = { ...loadPreset(src.modelSize), ...fromFile, ...overrides, vocabSize: src.vocabSize };
   validateModelConfig(config, src.configFile ?? `preset ${src.modelSize}`);
   return config;
 }
 
-/** What a model field's value must be, when it is not that; null when it is fine. */
-function fieldProblem(key: keyof ModelConfig, v: unknown): string | null {
-  if (key === 'dropout') return typeof v === 'number' && v >= 0 && v < 1 ? null : 'in [0, 1)';
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) return 'a positive integer';
-  // Longer contexts could never be trained (see MAX_ROW_LENGTH).
-  if (key === 'maxSeqLen' && v > MAX_ROW_LENGTH - 1) return `at most ${MAX_ROW_LENGTH - 1}`;
-  return null;
-}
-
 /** Every field present and sensible; `source` names where the config came from. */
 export function validateModelConfig(config: ModelConfig, source: string): void {
-  for (const key of ['vocabSize', ...shapeFields] as const) {
-    const problem = fieldProblem(key, config[key]);
-    if (problem) throw new UserError(`${source}: model field "${key}" must be ${problem} (got ${String(config[key])})`);
-  }
+  checkSettings([vocabSizeSetting, ...modelShapeSettings], config as unknown as Record<string, unknown>, source);
   if (config.dModel % config.nHeads !== 0) {
     throw new UserError(`${source}: dModel (${config.dModel}) must be divisible by nHeads (${config.nHeads})`);
   }

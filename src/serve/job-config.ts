@@ -1,12 +1,16 @@
 /**
- * A training job's `config`: the flags of the stages it runs (gptmed-convert, gptmed-train-tokenizer,
- * gptmed-tokenize, gptmed-train) in camelCase, plus `name`. The keys a job may set are listed here; their
- * types and choices are read from the stages' own flag definitions (the yargs builders), so the JSON
- * schema follows the CLI. Paths, --force, --resume and the like are the server's to set, never the client's.
+ * A training job's `config`: the settings of the stages it runs (gptmed-convert, gptmed-train-tokenizer,
+ * gptmed-tokenize, gptmed-train), camelCase as their fields, plus `name`. The keys a job may set are listed
+ * here; their types, choices, defaults and descriptions come from the stages' declarations (the ones their
+ * flags come from), so the JSON schema follows the CLI. Paths, --force, --resume and the like are the
+ * server's to set, never the client's.
  */
-import type { Argv } from 'yargs';
-import type { GptmedCommand } from '../cli/command.js';
-import { trainDefaults } from '../train/config.js';
+import { kebab, type Setting } from '../common/settings.js';
+import { convertSettings } from '../convert/settings.js';
+import { tokenizeSettings } from '../dataset/settings.js';
+import { modelShapeSettings } from '../model/config.js';
+import { tokenizerSettings } from '../tokenizer/settings.js';
+import { quickTestSetting, trainDefaults, trainSettings } from '../train/config.js';
 
 export type Stage = 'convert' | 'train-tokenizer' | 'tokenize' | 'train';
 export const STAGES: readonly Stage[] = ['convert', 'train-tokenizer', 'tokenize', 'train'];
@@ -52,52 +56,37 @@ export interface JobConfigSchema {
   properties: Record<string, { type: FlagType; enum?: readonly string[]; pattern?: string; 'x-stages'?: Stage[] }>;
 }
 
-const kebab = (key: string): string => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-
-interface YargsOptions {
-  number: string[];
-  boolean: string[];
-  string: string[];
-  choices: Record<string, readonly string[]>;
-  default: Record<string, unknown>;
-}
-
-type YargsWithInternals = Argv & {
-  getOptions(): YargsOptions;
-  getInternalMethods(): { getUsageInstance(): { getDescriptions(): Record<string, string | undefined> } };
+/** Each stage's declarations (its flags come from the same ones). */
+const STAGE_SETTINGS: Record<Stage, readonly Setting[]> = {
+  convert: convertSettings,
+  'train-tokenizer': tokenizerSettings,
+  tokenize: tokenizeSettings,
+  train: [...trainSettings, ...modelShapeSettings, quickTestSetting],
 };
 
-/** gptmed-train gives no yargs defaults (a resumed run keeps its own): its defaults are configs/train.json's. */
-function stageDefault(stage: Stage, key: string, opts: YargsOptions, flag: string): JobKey['default'] {
-  const value = stage === 'train' ? (trainDefaults() as unknown as Record<string, unknown>)[key] : opts.default[flag];
+/** A stage's default for `s`: gptmed-train's are configs/train.json's (a model shape's depends on its preset). */
+function stageDefault(stage: Stage, s: Setting): JobKey['default'] {
+  const value = stage === 'train' ? (trainDefaults() as unknown as Record<string, unknown>)[s.name] : s.default;
   return typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean' ? value : null;
 }
 
-/** The job keys with their types, from the stages' commands (loaded here: gptmed-train's pulls in tfjs). */
+function flagType(s: Setting): FlagType {
+  return s.type === 'integer' ? 'number' : s.type === 'path' ? 'string' : s.type;
+}
+
+/** The job keys with their types, defaults and descriptions, from the stages' declarations. */
 export async function loadJobKeys(): Promise<Map<string, JobKey>> {
-  const { default: yargs } = await import('yargs');
-  const commands: Record<Stage, GptmedCommand> = {
-    convert: (await import('../cli/convert.js')).convertCommand,
-    'train-tokenizer': (await import('../cli/train-tokenizer.js')).trainTokenizerCommand,
-    tokenize: (await import('../cli/tokenize.js')).tokenizeCommand,
-    train: (await import('../cli/train.js')).trainCommand,
-  };
   const keys = new Map<string, JobKey>();
   for (const stage of STAGES) {
-    const built = commands[stage].builder(yargs([])) as YargsWithInternals;
-    const opts = built.getOptions();
-    const descriptions = built.getInternalMethods().getUsageInstance().getDescriptions();
     for (const key of JOB_KEYS[stage]) {
-      const flag = kebab(key);
-      const choices = opts.choices[flag];
-      const type: FlagType | null = opts.number.includes(flag) ? 'number' : opts.boolean.includes(flag) ? 'boolean' : opts.string.includes(flag) || choices ? 'string' : null;
-      if (!type) throw new Error(`job config key ${key}: gptmed-${stage} has no --${flag}`);
+      const s = STAGE_SETTINGS[stage].find((x) => x.name === key);
+      if (!s) throw new Error(`job config key ${key}: gptmed-${stage} declares no such setting`);
+      const type = flagType(s);
       const known = keys.get(key);
       if (known && known.type !== type) throw new Error(`job config key ${key}: a ${known.type} for gptmed-${known.stages[0]}, a ${type} for gptmed-${stage}`);
       // A key several stages share (seed) shows the last stage's default and help: the stage it shapes most.
-      const description = (descriptions[flag] ?? '').replace(/\s*\[default: [^\]]*\]$/, '');
       const stages = known ? [...known.stages, stage] : [stage];
-      keys.set(key, { key, flag, type, choices, stages, default: stageDefault(stage, key, opts, flag), description });
+      keys.set(key, { key, flag: kebab(key), type, choices: s.choices, stages, default: stageDefault(stage, s), description: s.description });
     }
   }
   return keys;

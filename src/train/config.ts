@@ -1,13 +1,13 @@
 /**
- * Training settings: defaults in configs/train.json, `--quick-test` values
- * from the same file, then the flags a user gave. On resume the checkpoint's
- * settings replace the defaults, and flags given again still win.
+ * Training settings, declared once (trainSettings): defaults in configs/train.json, a --config file,
+ * `--quick-test` values from configs/train.json, then the settings a caller gave. On resume the
+ * checkpoint's settings replace the defaults, and a config file or flags given again still win.
  */
 import * as fs from 'node:fs';
-import { UsageError, UserError } from '../common/errors.js';
 import { configPath } from '../common/paths.js';
+import { checkSettings, pickSettings, readSettingsFile, SettingError, type Setting } from '../common/settings.js';
 import { devices, type Device } from '../backend/index.js';
-import { modelSizes, type ModelSize } from '../model/config.js';
+import { modelShapeSettings, modelSizes, type ModelSize } from '../model/config.js';
 import type { JsonObject } from '../model/checkpoint.js';
 
 export interface TrainConfig {
@@ -48,39 +48,53 @@ interface TrainDefaultsFile extends TrainConfig {
   quickTest: QuickTest;
 }
 
-const positiveInts = ['numEpochs', 'batchSize', 'gradAccum', 'evalInterval', 'evalBatches', 'saveInterval', 'keepLast', 'logInterval'] as const;
-const nonNegativeInts = ['seed', 'warmupSteps', 'earlyStoppingPatience'] as const;
-const nonNegativeNumbers = ['minLr', 'weightDecay', 'adamEps', 'gradClip'] as const;
-const strings = ['trainData', 'valData', 'checkpointDir'] as const;
-
-/** Every field of a TrainConfig, in a fixed order. */
-export const trainConfigKeys: ReadonlyArray<keyof TrainConfig> = [
-  'modelSize', 'numEpochs', 'batchSize', 'learningRate', 'trainData', 'valData', 'checkpointDir', 'device', 'seed',
-  'maxSteps', 'gradAccum', 'warmupSteps', 'minLr', 'weightDecay', 'adamBeta1', 'adamBeta2', 'adamEps', 'gradClip',
-  'evalInterval', 'evalBatches', 'saveInterval', 'keepLast', 'earlyStoppingPatience', 'logInterval',
+/** Every training setting; the defaults are configs/train.json's (a file users read), not written here. */
+export const trainSettings: readonly Setting[] = [
+  { name: 'modelSize', type: 'string', choices: modelSizes, description: 'Model preset (configs/<size>.json)' },
+  { name: 'trainData', type: 'path', description: 'Training shard (.npy from gptmed-tokenize, meta.json beside it)' },
+  { name: 'valData', type: 'path', description: 'Validation shard' },
+  { name: 'checkpointDir', type: 'path', description: 'Run directory: step-NNNNNN/, latest, best, tensorboard/, metrics.jsonl' },
+  { name: 'numEpochs', type: 'integer', min: 1, description: 'Passes over the training data' },
+  { name: 'maxSteps', type: 'integer', min: 1, nullable: true, description: 'Stop after this many optimizer steps' },
+  { name: 'batchSize', type: 'integer', min: 1, description: 'Rows per micro-batch' },
+  { name: 'gradAccum', type: 'integer', min: 1, description: 'Micro-batches per optimizer step' },
+  { name: 'learningRate', type: 'number', above: 0, description: 'Peak learning rate (AdamW)' },
+  { name: 'minLr', type: 'number', min: 0, description: 'Learning rate at the end of the cosine decay' },
+  { name: 'warmupSteps', type: 'integer', min: 0, description: 'Linear warmup steps' },
+  { name: 'weightDecay', type: 'number', min: 0, description: 'Decoupled weight decay on linear weight matrices' },
+  { name: 'adamBeta1', type: 'number', min: 0, below: 1, flag: false, description: "AdamW's first-moment decay" },
+  { name: 'adamBeta2', type: 'number', min: 0, below: 1, flag: false, description: "AdamW's second-moment decay" },
+  { name: 'adamEps', type: 'number', min: 0, flag: false, description: "AdamW's epsilon" },
+  { name: 'gradClip', type: 'number', min: 0, description: 'Clip gradients to this global norm (0: off)' },
+  { name: 'evalInterval', type: 'integer', min: 1, description: 'Evaluate every N steps (and at each epoch end)' },
+  { name: 'evalBatches', type: 'integer', min: 1, description: 'Validation batches per evaluation (at most)' },
+  { name: 'saveInterval', type: 'integer', min: 1, description: 'Save a checkpoint every N steps (and at each epoch end)' },
+  { name: 'keepLast', type: 'integer', min: 1, description: 'Step directories to keep (plus best)' },
+  { name: 'earlyStoppingPatience', type: 'integer', min: 0, description: 'Stop after N evaluations without a better val loss (0: never)' },
+  { name: 'logInterval', type: 'integer', min: 1, description: 'Print a loss line every N steps' },
+  { name: 'device', type: 'string', choices: devices, description: 'Backend (see MANUAL "backends")' },
+  { name: 'seed', type: 'integer', min: 0, description: 'Seed of the init, the data order and dropout' },
 ];
 
+/** --quick-test: a source of settings (configs/train.json's quickTest), declared for the flag and the server. */
+export const quickTestSetting: Setting = {
+  name: 'quickTest',
+  type: 'boolean',
+  description: 'A short smoke run: batch 4, 1 epoch, at most 100 steps (configs/train.json quickTest)',
+};
+
+/** Every field of a TrainConfig, in a fixed order. */
+export const trainConfigKeys = trainSettings.map((s) => s.name) as ReadonlyArray<keyof TrainConfig>;
+
 /**
- * Check a complete config; `source` names where it came from (a file, or
- * "flags"). A bad value the user gave (`given`) is a usage error (exit 2).
+ * Check a complete config; `source` names where it came from (a file, or "training settings"). A bad
+ * value the caller gave explicitly (a field in `given`) is a usage error (exit 2).
  */
 export function validateTrainConfig(c: TrainConfig, source: string, given: ReadonlySet<string> = new Set()): TrainConfig {
-  const bad = (key: string, what: string): never => {
-    const flag = key.replace(/[A-Z]/g, (ch) => `-${ch.toLowerCase()}`);
-    const message = `${source}: ${key} (--${flag}) must be ${what} (got ${String((c as unknown as Record<string, unknown>)[key])})`;
-    throw given.has(key) ? new UsageError(message) : new UserError(message);
-  };
-  for (const k of trainConfigKeys) if ((c as unknown as Record<string, unknown>)[k] === undefined) bad(k, 'set');
-  for (const k of positiveInts) if (!Number.isInteger(c[k]) || c[k] < 1) bad(k, 'a positive integer');
-  for (const k of nonNegativeInts) if (!Number.isInteger(c[k]) || c[k] < 0) bad(k, 'a non-negative integer');
-  for (const k of nonNegativeNumbers) if (typeof c[k] !== 'number' || !(c[k] >= 0)) bad(k, 'a number >= 0');
-  for (const k of strings) if (typeof c[k] !== 'string' || c[k] === '') bad(k, 'a path');
-  if (typeof c.learningRate !== 'number' || !(c.learningRate > 0)) bad('learningRate', 'a number > 0');
-  if (c.minLr > c.learningRate) bad('minLr', `at most learningRate (${c.learningRate})`);
-  for (const k of ['adamBeta1', 'adamBeta2'] as const) if (typeof c[k] !== 'number' || !(c[k] >= 0 && c[k] < 1)) bad(k, 'in [0, 1)');
-  if (c.maxSteps !== null && (!Number.isInteger(c.maxSteps) || c.maxSteps < 1)) bad('maxSteps', 'a positive integer or null');
-  if (!(modelSizes as readonly string[]).includes(c.modelSize)) bad('modelSize', `one of ${modelSizes.join(', ')}`);
-  if (!(devices as readonly string[]).includes(c.device)) bad('device', `one of ${devices.join(', ')}`);
+  checkSettings(trainSettings, c as unknown as Record<string, unknown>, source, given);
+  if (c.minLr > c.learningRate) {
+    throw new SettingError(source, 'minLr', `at most learningRate (${c.learningRate})`, c.minLr, given.has('minLr'));
+  }
   return c;
 }
 
@@ -95,24 +109,32 @@ export function trainDefaults(): TrainConfig {
   return validateTrainConfig(defaults, configPath('train.json'));
 }
 
+/**
+ * The training settings of a --config file (checked). The file may also hold the model's shape fields
+ * (src/model/config.ts reads those): a run directory's config.json is such a file.
+ */
+export function readTrainConfigFile(file: string): Partial<TrainConfig> {
+  const read = readSettingsFile(file, trainSettings, modelShapeSettings.map((s) => s.name));
+  return read as Partial<TrainConfig>;
+}
+
 export interface TrainConfigSources {
   /** Settings a previous run saved (resume); they replace the defaults. */
   saved?: JsonObject;
+  /** A --config file: any training setting (and model fields, which are not read here). */
+  configFile?: string;
   quickTest?: boolean;
-  /** Only the settings the user gave explicitly. */
+  /** Only the settings the caller gave explicitly (flags). */
   given: Partial<TrainConfig>;
 }
 
-/** defaults < saved run settings < --quick-test < given flags. */
+/** configs/train.json < saved run settings < the --config file < --quick-test < given settings. */
 export function resolveTrainConfig(src: TrainConfigSources): TrainConfig {
-  const file = loadDefaultsFile();
-  const { quickTest, ...defaults } = file;
-  const saved: Partial<TrainConfig> = {};
-  for (const k of trainConfigKeys) {
-    if (src.saved && k in src.saved) (saved as Record<string, unknown>)[k] = src.saved[k];
-  }
-  const given = Object.fromEntries(Object.entries(src.given).filter(([, v]) => v !== undefined)) as Partial<TrainConfig>;
-  const merged = { ...defaults, ...saved, ...(src.quickTest ? quickTest : {}), ...given };
+  const { quickTest, ...defaults } = loadDefaultsFile();
+  const saved = src.saved ? pickSettings<TrainConfig>(trainSettings, src.saved) : {};
+  const fromFile = src.configFile ? readTrainConfigFile(src.configFile) : {};
+  const given = pickSettings<TrainConfig>(trainSettings, src.given);
+  const merged = { ...defaults, ...saved, ...fromFile, ...(src.quickTest ? quickTest : {}), ...given };
   return validateTrainConfig(merged, Object.keys(given).length ? 'training settings' : configPath('train.json'), new Set(Object.keys(given)));
 }
 

@@ -34,7 +34,7 @@ function readPairs(file: string): QaPair[] {
 }
 
 function summaryOf(r: CliResult): string {
-  const lines = r.stderr.trim().split('\n');
+  const lines = r.stdout.trim().split('\n');
   return lines[lines.length - 1];
 }
 
@@ -215,12 +215,12 @@ test('--append adds to an existing output (even one without a final newline); --
   assert.deepEqual(fs.readdirSync(dir), ['all.qa.txt']);
 });
 
-test('progress and the summary go to stderr; the umbrella command runs convert too', () => {
+test('progress goes to stderr, the summary to stdout; the umbrella command runs convert too', () => {
   const dir = tempDir();
   const out = path.join(dir, 'p.qa.txt');
   const r = runCli('gptmed', ['convert', fx('faq.tsv'), '-o', out]);
   ok(r);
-  assert.equal(r.stdout, '');
+  assert.equal(r.stdout.trim().split('\n').length, 1, r.stdout);
   assert.match(r.stderr, /^convert faq\.tsv {2}100%/m);
   assert.match(summaryOf(r), /^gptmed-convert: 10 rows read \(tsv\), 10 pairs written to .*; skipped: none$/);
 });

@@ -191,6 +191,13 @@ test('CLI: gptmed-evaluate prints the metrics and writes the JSONL of question, 
   const refused = runCli('evaluate', [...args, '--limit', '6']);
   assert.equal(refused.status, 1);
   assert.equal(refused.stderr.trim().split('\n').length, 1);
+  // Without -o only the metrics are printed: nothing is written where it runs.
+  const cwd = tempDir();
+  const printed = runCli('evaluate', [...args.slice(0, -2), '--limit', '2'], { cwd });
+  assert.equal(printed.status, 0, printed.stderr);
+  assert.match(printed.stdout, /token F1/);
+  assert.doesNotMatch(printed.stdout, /^answers {2,}/m);
+  assert.deepEqual(fs.readdirSync(cwd), []);
   const json = runCli('evaluate', [...args, '--force', '--json', '--limit', '2']);
   assert.equal(json.status, 0, json.stderr);
   const metrics = JSON.parse(json.stdout) as { pairs: number; exactMatch: number; answerPerplexity: number };

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { UserError } from '../../src/common/errors.js';
+import { SettingError } from '../../src/common/settings.js';
 import { generateConfig, PRESET_NAMES, resolveOptions } from '../../src/generate/options.js';
 import { parseQuestions, readQuestionFile } from '../../src/generate/questions.js';
 import { fixturesDir, tempDir } from '../helpers.js';
@@ -26,19 +26,24 @@ test('a preset overrides the defaults and explicit options override the preset',
   assert.equal(o.topK, generateConfig().presets.greedy.topK, 'undefined leaves the preset value');
 });
 
-test('an option out of range is a UserError naming the flag', () => {
+test('an option out of range is a SettingError naming the field (the CLI names the flag)', () => {
   const cases: Array<[Parameters<typeof resolveOptions>[0], RegExp]> = [
-    [{ temperature: -1 }, /--temperature must be >= 0/],
-    [{ topK: 2.5 }, /--top-k must be a whole number/],
-    [{ topP: 0 }, /--top-p must be in \(0, 1\]/],
-    [{ topP: 1.5 }, /--top-p/],
-    [{ repetitionPenalty: 0 }, /--repetition-penalty/],
-    [{ noRepeatNgram: -2 }, /--no-repeat-ngram/],
-    [{ maxNewTokens: 0 }, /--max-new-tokens must be a whole number >= 1/],
-    [{ numSamples: 0 }, /--num-samples/],
-    [{ preset: 'wild' as 'greedy' }, /--preset must be one of greedy, balanced, creative, conservative/],
+    [{ temperature: -1 }, /temperature must be a number >= 0 \(got -1\)/],
+    [{ topK: 2.5 }, /topK must be a non-negative integer/],
+    [{ topP: 0 }, /topP must be in \(0, 1\]/],
+    [{ topP: 1.5 }, /topP/],
+    [{ repetitionPenalty: 0 }, /repetitionPenalty/],
+    [{ noRepeatNgram: -2 }, /noRepeatNgram/],
+    [{ maxNewTokens: 0 }, /maxNewTokens must be a positive integer/],
+    [{ numSamples: 0 }, /numSamples/],
+    [{ preset: 'wild' as 'greedy' }, /preset must be one of greedy, balanced, creative, conservative/],
   ];
-  for (const [req, msg] of cases) assert.throws(() => resolveOptions(req), (e: unknown) => e instanceof UserError && msg.test(e.message));
+  for (const [req, msg] of cases) {
+    assert.throws(
+      () => resolveOptions(req),
+      (e: unknown) => e instanceof SettingError && e.given && e.exitCode === 2 && /^generation options: /.test(e.message) && msg.test(e.message),
+    );
+  }
 });
 
 test('--input-file: one question a line, blanks and stray spaces ignored', () => {

@@ -451,9 +451,9 @@ const cases: Case[] = [
   { name: '--data missing', command: 'evaluate', args: genArgs('--data', 'nope.qa.txt'), setup: run(), exit: 1, message: 'nope.qa.txt: evaluation data file not found' },
   { name: '--checkpoint a directory that is not a run', command: 'evaluate', args: ['--checkpoint', 'd', '--device', 'wasm', '--data', 'small.qa.txt'], setup: both(smallQa, directory('d')), exit: 1, message: 'd: no checkpoint here' },
   {
-    name: 'existing answers.jsonl (the default -o) without --force',
+    name: 'an existing -o answers.jsonl without --force',
     command: 'evaluate',
-    args: evalArgs(),
+    args: evalArgs('-o', 'answers.jsonl'),
     setup: both(run(), smallQa, (ctx) => void ctx.write('answers.jsonl', '{"mine": true}\n')),
     exit: 1,
     message: 'answers.jsonl already exists; choose another output or pass --force',

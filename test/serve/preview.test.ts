@@ -40,7 +40,7 @@ async function converted(file: string, flags: string[] = []): Promise<{ pairs: Q
   assert.equal(r.status, 0, r.stderr);
   const pairs: QaPair[] = [];
   for await (const p of readQaFile(out)) pairs.push(p);
-  return { pairs, summary: r.stderr };
+  return { pairs, summary: r.stdout };
 }
 
 describe('planning a job: preview, options, estimate', { timeout: 180_000 }, () => {
