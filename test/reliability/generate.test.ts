@@ -41,7 +41,7 @@ function documentedFlags(command: string, text: string): string[] {
   return [...flags].sort();
 }
 
-const booleans = new Set(['--stream', '--interactive', '-i', '--force', '--json']);
+const booleans = new Set(['--stream', '--interactive', '-i', '--force', '-f', '--quiet', '-q', '--json']);
 
 function documentedRuns(dir: string): Record<string, string[][]> {
   const questions = path.join(dir, 'questions.txt');
