@@ -48,7 +48,7 @@ import {
   writePointer,
   writeRunConfig,
 } from '../model/run-dir.js';
-import { resolveTrainConfig, trainConfigJson, trainDefaults, type TrainConfig } from './config.js';
+import { readTrainConfigFile, resolveTrainConfig, trainConfigJson, trainDefaults, type TrainConfig } from './config.js';
 import { epochOrder, loadSplit, makeBatch, stepsPerEpoch, unigramBaseline, type Batch } from './data.js';
 import { isWasmOutOfMemory, microBatchPlan, outOfMemoryError, wasmHeapBytes, type MicroBatchPlan } from './memory-fit.js';
 import { MetricsLog } from './metrics.js';
@@ -63,7 +63,10 @@ export interface TrainOptions {
   /** Settings the user gave (flags); the rest come from configs/train.json or the resumed checkpoint. */
   given: Partial<TrainConfig>;
   quickTest?: boolean;
-  /** A model config file (--config) and per-field overrides, on top of the preset. */
+  /**
+   * A run config file (--config; a run's config.json is one): any training setting, between the defaults (or a
+   * resumed run's saved settings) and `given`, and model fields on top of the preset, under `modelOverrides`.
+   */
   modelConfigFile?: string;
   modelOverrides?: Partial<ModelShape>;
   /** Continue from `latest` in the checkpoint directory. */
@@ -171,8 +174,9 @@ const perplexity = (loss: number): number => Math.exp(loss);
 /** Train (or continue training) a GPT; see MANUAL.md "train". */
 export async function train(opts: TrainOptions): Promise<TrainResult> {
   const from = opts.resumeFrom ? resolveCheckpoint(opts.resumeFrom, 'latest') : null;
-  // --checkpoint-dir, else the directory --resume-from's checkpoint is in, else the default.
-  const runDir = opts.given.checkpointDir ?? (from ? path.dirname(from) : trainDefaults().checkpointDir);
+  // --checkpoint-dir, else the config file's, else the directory --resume-from's checkpoint is in, else the default.
+  const fileDir = opts.modelConfigFile ? readTrainConfigFile(opts.modelConfigFile).checkpointDir : undefined;
+  const runDir = opts.given.checkpointDir ?? fileDir ?? (from ? path.dirname(from) : trainDefaults().checkpointDir);
   const release = lockRunDir(runDir);
   const newRun = { started: false };
   try {
@@ -204,7 +208,7 @@ function startingPoint(opts: TrainOptions, runDir: string, from: string | null):
     if (!latest) throw new UserError(`${runDir}: no checkpoint to resume (no "latest" pointer); start a run without --resume, or give --resume-from PATH`);
     resumePoint = readResumePoint(latest);
   }
-  const config = resolveTrainConfig({ saved: resumePoint?.manifest.trainConfig, quickTest: opts.quickTest, given: opts.given });
+  const config = resolveTrainConfig({ saved: resumePoint?.manifest.trainConfig, configFile: opts.modelConfigFile, quickTest: opts.quickTest, given: opts.given });
   config.checkpointDir = runDir; // the directory read and locked, even where a resumed run's saved setting differs
   return { resumePoint, config };
 }
@@ -310,7 +314,7 @@ function chooseModelConfig(opts: TrainOptions, config: TrainConfig, resumePoint:
   if (resumePoint) {
     modelConfig = resumePoint.manifest.modelConfig;
     if (opts.modelConfigFile || opts.given.modelSize || Object.keys(opts.modelOverrides ?? {}).length > 0) {
-      log('note: resuming: the model configuration comes from the checkpoint; model flags are ignored');
+      log('note: resuming: the model configuration comes from the checkpoint; model flags and a --config file\'s model fields are ignored');
     }
   } else {
     modelConfig = resolveModelConfig({ modelSize: config.modelSize, configFile: opts.modelConfigFile, overrides: opts.modelOverrides, vocabSize: meta.vocabSize });

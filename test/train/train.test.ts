@@ -57,6 +57,20 @@ describe('gptmed-train', () => {
     assert.deepEqual(shape, { dModel: 32, nLayers: 1, nHeads: 2, dFf: 64, maxSeqLen: 64, dropout: shape.dropout });
   });
 
+  it("reruns from a run's config.json alone: --config <run>/config.json gives the same settings and losses", () => {
+    const rerun = path.join(work, 'rerun');
+    const r = train(['--config', path.join(reference, 'config.json'), '--checkpoint-dir', rerun]);
+    assert.equal(r.status, 0, r.stderr);
+    const settings = (run: string): Record<string, unknown> => JSON.parse(fs.readFileSync(path.join(run, 'config.json'), 'utf8'));
+    assert.deepEqual(settings(rerun), { ...settings(reference), checkpointDir: rerun });
+    assert.deepEqual([...lossCurve(rerun)], [...lossCurve(reference)]);
+    // Without --checkpoint-dir the file's own directory is meant, and it holds a run: refused, nothing touched.
+    const again = train(['--config', path.join(reference, 'config.json')]);
+    assert.equal(again.status, 1);
+    assert.match(again.stderr, /reference/);
+    assert.equal(again.stderr.trim().split('\n').length, 1, again.stderr);
+  });
+
   it('keeps the number of live tensors flat over steps', () => {
     const counts = metrics(reference).filter((m) => m.type === 'train').map((m) => m.tensors as number);
     assert.equal(counts.length, 16);
