@@ -103,10 +103,11 @@ export function checkSetting(s: Setting, v: unknown, source: string, given = fal
 }
 
 /** Every setting present in `values` and allowed; `given` names the fields the caller set explicitly. */
-export function checkSettings(settings: readonly Setting[], values: Record<string, unknown>, source: string, given: ReadonlySet<string> = new Set()): void {
+export function checkSettings(settings: readonly Setting[], values: object, source: string, given: ReadonlySet<string> = new Set()): void {
+  const rec = values as Record<string, unknown>;
   for (const s of settings) {
-    if (values[s.name] === undefined) throw new SettingError(source, s.name, `set (${ruleText(s)})`, undefined, given.has(s.name));
-    checkSetting(s, values[s.name], source, given.has(s.name));
+    if (rec[s.name] === undefined) throw new SettingError(source, s.name, `set (${ruleText(s)})`, undefined, given.has(s.name));
+    checkSetting(s, rec[s.name], source, given.has(s.name));
   }
 }
 

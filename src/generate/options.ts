@@ -88,7 +88,7 @@ export function generateConfig(): GenerateConfig {
 
 /** Throws a SettingError naming the first option out of range; `given`: the options the caller set. */
 export function checkOptions(o: GenerationOptions, given: ReadonlySet<string> = new Set()): GenerationOptions {
-  checkSettings(generationSettings, o as unknown as Record<string, unknown>, 'generation options', given);
+  checkSettings(generationSettings, o, 'generation options', given);
   return o;
 }
 

@@ -84,7 +84,7 @@ export function resolveModelConfig(src: ModelConfigSources): ModelConfig {
 
 /** Every field present and sensible; `source` names where the config came from. */
 export function validateModelConfig(config: ModelConfig, source: string): void {
-  checkSettings([vocabSizeSetting, ...modelShapeSettings], config as unknown as Record<string, unknown>, source);
+  checkSettings([vocabSizeSetting, ...modelShapeSettings], config, source);
   if (config.dModel % config.nHeads !== 0) {
     throw new UserError(`${source}: dModel (${config.dModel}) must be divisible by nHeads (${config.nHeads})`);
   }

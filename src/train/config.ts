@@ -91,7 +91,7 @@ export const trainConfigKeys = trainSettings.map((s) => s.name) as ReadonlyArray
  * value the caller gave explicitly (a field in `given`) is a usage error (exit 2).
  */
 export function validateTrainConfig(c: TrainConfig, source: string, given: ReadonlySet<string> = new Set()): TrainConfig {
-  checkSettings(trainSettings, c as unknown as Record<string, unknown>, source, given);
+  checkSettings(trainSettings, c, source, given);
   if (c.minLr > c.learningRate) {
     throw new SettingError(source, 'minLr', `at most learningRate (${c.learningRate})`, c.minLr, given.has('minLr'));
   }

@@ -15,7 +15,7 @@ import type { FastifyInstance } from 'fastify';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { startServer } from '../../src/serve/server.js';
 import { repoRoot, tempDir } from '../helpers.js';
-import { csvRows, csvText, samplePairs } from './sample-data.js';
+import { csvRows, csvText, samplePairs } from '../serve/sample-data.js';
 
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const SHOTS = path.join(repoRoot, 'test-output', 'screenshots');
