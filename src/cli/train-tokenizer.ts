@@ -12,7 +12,7 @@ export const trainTokenizerCommand = defineCommand({
   builder: (y) =>
     settingFlags(
       y
-        .option('input', { type: 'string', demandOption: true, describe: 'Q&A text (.qa.txt) or plain text to train on' })
+        .option('input', { type: 'string', array: true, demandOption: true, describe: 'Q&A text (.qa.txt) or plain text to train on; several files may be given, mixed' })
         .option('output-prefix', { type: 'string', demandOption: true, describe: 'writes <prefix>.model and <prefix>.vocab' }),
       [...tokenizerSettings, ...runFlags],
     ),
@@ -23,11 +23,13 @@ export const trainTokenizerCommand = defineCommand({
       input: args.input,
       outputPrefix: args.outputPrefix,
     });
-    const unit = r.mode === 'qa' ? 'pairs' : 'lines';
-    process.stdout.write(`wrote ${r.modelPath} and ${r.vocabPath}: ${r.vocabSize} pieces (${r.alphabetSize} characters), trained on ${r.sentences} ${unit} (${r.mode === 'qa' ? 'Q&A mode' : 'plain text'})\n`);
+    // One kind of input reads as before ("trained on 178 pairs"); mixed inputs name both.
+    const units = r.pairs > 0 && r.lines > 0 ? `${r.pairs} pairs and ${r.lines} lines` : `${r.sentences} ${r.mode === 'qa' ? 'pairs' : 'lines'}`;
+    process.stdout.write(`wrote ${r.modelPath} and ${r.vocabPath}: ${r.vocabSize} pieces (${r.alphabetSize} characters), trained on ${units} (${r.mode === 'qa' ? 'Q&A mode' : 'plain text'})\n`);
   },
   examples: [
     ['gptmed-train-tokenizer --input data/qa.txt --output-prefix tokenizer/qa --vocab-size 8000', 'train on Q&A text: tokenizer/qa.model and tokenizer/qa.vocab'],
+    ['gptmed-train-tokenizer --input data/qa.txt corpus.txt --output-prefix tokenizer/both --vocab-size 8000', 'Q&A and plain text: one tokenizer for pretraining and fine-tuning'],
     ['gptmed-train-tokenizer --input corpus.txt --output-prefix tok/corpus --vocab-size 1000 --normalization identity', 'plain text, no normalization'],
   ],
 });

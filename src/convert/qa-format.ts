@@ -13,6 +13,7 @@
  * is removed when read back. Lines lose trailing whitespace; CRLF and a UTF-8
  * BOM are accepted.
  */
+import * as fs from 'node:fs';
 import { UserError } from '../common/errors.js';
 import { LineSplitter, TextFileReader } from '../common/input.js';
 
@@ -222,4 +223,21 @@ export async function* readQaFile(
   for (const line of splitter.end()) parser.push(line);
   parser.end();
   yield* drain([]);
+}
+
+/**
+ * True when the file's first non-blank line starts with "Q:": how `--input-format auto` tells Q&A text
+ * from plain text (gptmed-train-tokenizer and gptmed-tokenize alike).
+ */
+export function startsWithQa(file: string): boolean {
+  const fd = fs.openSync(file, 'r');
+  let head: string;
+  try {
+    const buf = Buffer.alloc(65536);
+    head = buf.subarray(0, fs.readSync(fd, buf, 0, buf.length, 0)).toString('utf8');
+  } finally {
+    fs.closeSync(fd);
+  }
+  const first = head.replace(/^\uFEFF/, '').split(/\r?\n/).find((l) => l.trim() !== '');
+  return first !== undefined && /^Q:/.test(first);
 }

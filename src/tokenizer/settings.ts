@@ -21,5 +21,5 @@ export const tokenizerSettings: readonly Setting[] = [
     description: 'skip (and report) lines/pairs longer than this many bytes',
     defaultText: '4192 for plain text, no limit for Q&A',
   },
-  { name: 'inputFormat', type: 'string', choices: ['auto', 'qa', 'text'], default: 'auto', description: 'Q&A pairs or plain lines; auto: Q&A when the file starts with "Q:"' },
+  { name: 'inputFormat', type: 'string', choices: ['auto', 'qa', 'text'], default: 'auto', description: 'Q&A pairs or plain lines, for every --input; auto: each file is Q&A when it starts with "Q:"' },
 ];

@@ -1,13 +1,14 @@
 /**
- * gptmed-train-tokenizer: read the input (Q&A pairs or plain lines),
+ * gptmed-train-tokenizer: read the inputs (Q&A pairs or plain lines, mixed),
  * normalize as SentencePiece does, train BPE, write `<prefix>.model` (a
  * SentencePiece ModelProto) and `<prefix>.vocab` (`piece<TAB>score`).
  *
  * Plain text with default settings reproduces spm_train 0.1.97 exactly
  * (same settings recorded in the model, same pieces, same .vocab bytes).
- * Q&A mode changes what a Q&A model needs (MANUAL.md, section `tokenizer`).
+ * Q&A mode changes what a Q&A model needs (MANUAL.md, section `tokenizer`);
+ * it is on when any input is Q&A text, so one model serves pretraining on
+ * plain text and fine-tuning on the pairs.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { commitFiles } from '../common/atomic.js';
 import { checkOutput } from '../common/output.js';
@@ -15,7 +16,7 @@ import { UsageError, UserError } from '../common/errors.js';
 import { checkTextFile, readTextFile } from '../common/input.js';
 import { Progress } from '../common/progress.js';
 import { pairText } from '../convert/pair-text.js';
-import { readQaFile, type MalformedBlock } from '../convert/qa-format.js';
+import { readQaFile, startsWithQa, type MalformedBlock } from '../convert/qa-format.js';
 import { trainBpe, type BpeResult } from './bpe-trainer.js';
 import { encodeModelProto, ModelType, nmtNfkcCharsmap, PieceType, type ModelPiece, type ModelProto, type NormalizerSpec, type TrainerSpec } from './model-proto.js';
 import { Normalizer } from './normalizer.js';
@@ -24,7 +25,8 @@ export type Normalization = 'nmt_nfkc' | 'identity';
 export type InputFormat = 'auto' | 'qa' | 'text';
 
 export interface TrainTokenizerOptions {
-  input: string;
+  /** One file or several; each is Q&A text or plain text (inputFormat). */
+  input: string | readonly string[];
   outputPrefix: string;
   vocabSize: number;
   normalization?: Normalization;
@@ -46,8 +48,11 @@ export interface TrainTokenizerResult {
   mode: 'qa' | 'text';
   vocabSize: number;
   alphabetSize: number;
-  /** Sentences (lines, or pairs in Q&A mode) trained on. */
+  /** Sentences (lines and pairs) trained on. */
   sentences: number;
+  /** Units read: Q&A pairs and plain-text lines (empty and skipped ones left out). */
+  pairs: number;
+  lines: number;
   skippedTooLong: number;
 }
 
@@ -60,7 +65,7 @@ const SPM_DEFAULT_MAX_SENTENCE_LENGTH = 4192;
 
 /** The TrainerSpec spm_train 0.1.97 records for BPE, with our values filled in. */
 function trainerSpecFor(o: {
-  input: string;
+  inputs: readonly string[];
   prefix: string;
   vocabSize: number;
   coverage: number;
@@ -70,7 +75,7 @@ function trainerSpecFor(o: {
 }): TrainerSpec {
   const ids = o.qa ? { unkId: QA_SPECIALS.unk, bosId: QA_SPECIALS.bos, eosId: QA_SPECIALS.eos, padId: QA_SPECIALS.pad } : { unkId: 0, bosId: 1, eosId: 2, padId: -1 };
   return {
-    input: [o.input],
+    input: [...o.inputs],
     modelPrefix: o.prefix,
     modelType: ModelType.BPE,
     vocabSize: o.vocabSize,
@@ -175,19 +180,6 @@ function replaceMetaPieces(text: string, metas: string[]): string {
   return out;
 }
 
-async function isQaText(file: string): Promise<boolean> {
-  const fd = fs.openSync(file, 'r');
-  let head: string;
-  try {
-    const buf = Buffer.alloc(65536);
-    head = buf.subarray(0, fs.readSync(fd, buf, 0, buf.length, 0)).toString('utf8');
-  } finally {
-    fs.closeSync(fd);
-  }
-  const first = head.replace(/^\uFEFF/, '').split(/\r?\n/).find((l) => l.trim() !== '');
-  return first !== undefined && /^Q:/.test(first);
-}
-
 /** Raw training units: the pairs' framed text (Q&A), or the lines (plain text). */
 async function* readUnits(file: string, qa: boolean, onMalformed: (m: MalformedBlock) => void): AsyncGenerator<Buffer> {
   if (qa) {
@@ -207,8 +199,12 @@ async function* readUnits(file: string, qa: boolean, onMalformed: (m: MalformedB
 
 const UNK_CHAR_BYTES = Buffer.from('\u2585', 'utf8');
 
-/** What the input and the options decide before reading the text: the mode and the settings that depend on it. */
+/** What the inputs and the options decide before reading the text: the mode and the settings that depend on it. */
 interface ResolvedSettings {
+  inputs: string[];
+  /** Per input: Q&A text (else plain lines). */
+  qaInputs: boolean[];
+  /** Q&A mode: gptmed's special ids and "\n" piece; on when any input is Q&A text. */
   qa: boolean;
   coverage: number;
   normalization: Normalization;
@@ -223,9 +219,10 @@ function checkFlags(opts: TrainTokenizerOptions): void {
   }
 }
 
-async function resolveSettings(opts: TrainTokenizerOptions): Promise<ResolvedSettings> {
+function resolveSettings(opts: TrainTokenizerOptions, inputs: string[]): ResolvedSettings {
   const format = opts.inputFormat ?? 'auto';
-  const qa = format === 'qa' || (format === 'auto' && (await isQaText(opts.input)));
+  const qaInputs = inputs.map((file) => format === 'qa' || (format === 'auto' && startsWithQa(file)));
+  const qa = qaInputs.includes(true);
   // Q&A data sets are small: every character they hold matters, so all are kept by default.
   const coverage = opts.characterCoverage ?? (qa ? 1 : 0.9995);
   if (!(coverage >= 0.98 && coverage <= 1)) throw new UsageError(`--character-coverage must be between 0.98 and 1 (got ${coverage})`);
@@ -233,33 +230,55 @@ async function resolveSettings(opts: TrainTokenizerOptions): Promise<ResolvedSet
     throw new UsageError(`--max-sentence-length must be a whole number of bytes, 1 or more (got ${opts.maxSentenceLength})`);
   }
   const maxLength = opts.maxSentenceLength ?? (qa ? Infinity : SPM_DEFAULT_MAX_SENTENCE_LENGTH);
-  return { qa, coverage, normalization: opts.normalization ?? 'nmt_nfkc', maxLength };
+  return { inputs, qaInputs, qa, coverage, normalization: opts.normalization ?? 'nmt_nfkc', maxLength };
 }
 
-/** The units to train on (empty, too long and unknown-mark ones left out, with warnings), the longest one's bytes, and how many were too long. */
-async function collectUnits(input: string, o: ResolvedSettings, warn: (message: string) => void): Promise<{ units: Buffer[]; longest: number; skippedTooLong: number }> {
+interface CollectedUnits {
+  units: Buffer[];
+  /** The longest unit's bytes. */
+  longest: number;
+  skippedTooLong: number;
+  pairs: number;
+  lines: number;
+}
+
+/** The units of every input to train on (empty, too long and unknown-mark ones left out, with warnings). */
+async function collectUnits(o: ResolvedSettings, warn: (message: string) => void): Promise<CollectedUnits> {
+  const all: CollectedUnits = { units: [], longest: 0, skippedTooLong: 0, pairs: 0, lines: 0 };
+  for (const [k, input] of o.inputs.entries()) {
+    const qa = o.qaInputs[k];
+    const before = all.units.length;
+    const { malformed, tooLong } = await collectFileUnits(input, qa, o.maxLength, all);
+    const kept = all.units.length - before;
+    if (qa) all.pairs += kept;
+    else all.lines += kept;
+    all.skippedTooLong += tooLong;
+    const what = qa ? 'pairs' : 'lines';
+    if (malformed > 0 && kept > 0) warn(`${input}: ${malformed} malformed Q&A block(s) skipped (gptmed-convert --strict shows where)`);
+    if (tooLong > 0) warn(`${input}: ${tooLong} ${what} longer than ${o.maxLength} bytes skipped; raise --max-sentence-length to keep them`);
+    if (kept === 0) {
+      throw new UserError(qa ? `${input}: no Q&A pairs found; give Q&A text (Q: ... / A: ...), see gptmed-convert` : `${input}: no text to train on (every line is empty or too long)`);
+    }
+  }
+  return all;
+}
+
+/** One input's units appended to `into` (units, longest); returns the malformed blocks and too-long units it skipped. */
+async function collectFileUnits(input: string, qa: boolean, maxLength: number, into: CollectedUnits): Promise<{ malformed: number; tooLong: number }> {
   let malformed = 0;
-  let skippedTooLong = 0;
-  let longest = 0;
-  const units: Buffer[] = [];
-  for await (const unit of readUnits(input, o.qa, () => malformed++)) {
+  let tooLong = 0;
+  for await (const unit of readUnits(input, qa, () => malformed++)) {
     if (unit.length === 0) continue;
-    if (unit.length > o.maxLength) {
-      skippedTooLong++;
+    if (unit.length > maxLength) {
+      tooLong++;
       continue;
     }
     // spm_train skips sentences holding its reserved unknown-character mark.
     if (unit.includes(UNK_CHAR_BYTES)) continue;
-    longest = Math.max(longest, unit.length);
-    units.push(unit);
+    into.longest = Math.max(into.longest, unit.length);
+    into.units.push(unit);
   }
-  const what = o.qa ? 'pairs' : 'lines';
-  if (malformed > 0 && units.length > 0) warn(`${input}: ${malformed} malformed Q&A block(s) skipped (gptmed-convert --strict shows where)`);
-  if (skippedTooLong > 0) warn(`${input}: ${skippedTooLong} ${what} longer than ${o.maxLength} bytes skipped; raise --max-sentence-length to keep them`);
-  if (units.length === 0) {
-    throw new UserError(o.qa ? `${input}: no Q&A pairs found; give Q&A text (Q: ... / A: ...), see gptmed-convert` : `${input}: no text to train on (every line is empty or too long)`);
-  }
-  return { units, longest, skippedTooLong };
+  return { malformed, tooLong };
 }
 
 /** Each unit normalized as SentencePiece's trainer normalizes it, meta pieces replaced by "\t"; emptied units dropped. Empties `units`. */
@@ -295,7 +314,7 @@ async function trainPieces(sentences: Array<[string, number]>, opts: TrainTokeni
   }
   if (result.shortBy > 0) {
     const largest = opts.vocabSize - result.shortBy;
-    throw new UserError(`${opts.input}: this text can fill a vocabulary of at most ${largest} pieces, not ${opts.vocabSize}; use --vocab-size ${largest} or less`);
+    throw new UserError(`${[opts.input].flat().join(', ')}: this text can fill a vocabulary of at most ${largest} pieces, not ${opts.vocabSize}; use --vocab-size ${largest} or less`);
   }
   progress.finish();
   return result;
@@ -305,26 +324,28 @@ export async function trainTokenizer(opts: TrainTokenizerOptions): Promise<Train
   const warn = opts.warn ?? ((m: string) => process.stderr.write(`warning: ${m}\n`));
   const modelPath = `${opts.outputPrefix}.model`;
   const vocabPath = `${opts.outputPrefix}.vocab`;
+  const inputs = [opts.input].flat();
   checkFlags(opts);
-  checkTextFile(opts.input);
+  if (inputs.length === 0) throw new UsageError('--input is missing; give the text file(s) to train on');
+  for (const input of inputs) checkTextFile(input);
   checkOutput(modelPath, opts.force ?? false, '--output-prefix');
   checkOutput(vocabPath, opts.force ?? false, '--output-prefix');
-  const o = await resolveSettings(opts);
-  const { units, longest, skippedTooLong } = await collectUnits(opts.input, o, warn);
+  const o = resolveSettings(opts, inputs);
+  const collected = await collectUnits(o, warn);
 
   const trainerSpec = trainerSpecFor({
-    input: opts.input,
+    inputs,
     prefix: opts.outputPrefix,
     vocabSize: opts.vocabSize,
     coverage: Math.fround(o.coverage),
-    maxSentenceLength: Number.isFinite(o.maxLength) ? o.maxLength : Math.max(SPM_DEFAULT_MAX_SENTENCE_LENGTH, longest),
+    maxSentenceLength: Number.isFinite(o.maxLength) ? o.maxLength : Math.max(SPM_DEFAULT_MAX_SENTENCE_LENGTH, collected.longest),
     byteFallback: opts.byteFallback ?? false,
     qa: o.qa,
   });
   const normalizerSpec = normalizerSpecFor(o.normalization, o.qa);
   const metas = metaPieces(trainerSpec);
   if (metas.length >= opts.vocabSize) throw new UsageError(`--vocab-size ${opts.vocabSize} is too small: the special pieces alone take ${metas.length}`);
-  const sentences = normalizedSentences(units, new Normalizer(normalizerSpec, trainerSpec.userDefinedSymbols), metas, opts.input);
+  const sentences = normalizedSentences(collected.units, new Normalizer(normalizerSpec, trainerSpec.userDefinedSymbols), metas, inputs.join(', '));
   const result = await trainPieces(sentences, opts, o.coverage, metas.length);
 
   const pieces: ModelPiece[] = [...metas, ...result.pieces];
@@ -334,5 +355,15 @@ export async function trainTokenizer(opts: TrainTokenizerOptions): Promise<Train
     [modelPath, encodeModelProto(model)],
     [vocabPath, vocabText(pieces)],
   ]);
-  return { modelPath: path.resolve(modelPath), vocabPath: path.resolve(vocabPath), mode: o.qa ? 'qa' : 'text', vocabSize: pieces.length, alphabetSize: result.alphabetSize, sentences: sentences.length, skippedTooLong };
+  return {
+    modelPath: path.resolve(modelPath),
+    vocabPath: path.resolve(vocabPath),
+    mode: o.qa ? 'qa' : 'text',
+    vocabSize: pieces.length,
+    alphabetSize: result.alphabetSize,
+    sentences: sentences.length,
+    skippedTooLong: collected.skippedTooLong,
+    pairs: collected.pairs,
+    lines: collected.lines,
+  };
 }
