@@ -20,6 +20,7 @@ import {
   type QuestionFile,
 } from '../generate/index.js';
 import { checkOutput } from '../common/output.js';
+import { initFromLine } from '../generate/load.js';
 import { generationSettings, presetSetting } from '../generate/options.js';
 import { checkQuestionSizes } from '../generate/question-size.js';
 import { checkPromptText } from '../generate/questions.js';
@@ -206,7 +207,7 @@ export const generateCommand = defineCommand({
     if (a.output !== undefined) checkOutput(a.output, a.force);
     const questions = a.inputFile !== undefined ? readQuestions(a.inputFile) : undefined;
     const lm = await loadModel({ checkpoint: a.checkpoint, tokenizer: a.tokenizer, device: a.device });
-    if (!a.quiet) process.stderr.write(`${lm.backend.line}\n`);
+    if (!a.quiet) process.stderr.write(`${[lm.backend.line, initFromLine(lm)].filter((l) => l !== null).join('\n')}\n`);
     try {
       if (questions) await answerFile(lm, questions, request, a.output, a.quiet);
       else if (a.interactive) await interactive(lm, request, a.stream);

@@ -37,6 +37,10 @@ export const trainCommand = defineCommand({
     ['gptmed-train --model-size small --num-epochs 10 --batch-size 16 --learning-rate 3e-4 --checkpoint-dir checkpoints/default', 'gptmed-style run'],
     ['gptmed-train --resume --checkpoint-dir checkpoints/default', 'continue an interrupted run where it stopped'],
     ['gptmed-train --config my-model.json --d-model 192 --quick-test', 'a custom model size, a short smoke run'],
+    [
+      'gptmed-train --init-from checkpoints/pretrain --train-data data/qa/train.npy --val-data data/qa/val.npy --checkpoint-dir checkpoints/finetune',
+      "fine-tune: a new run from another run's best weights (its shape, its tokenizer)",
+    ],
   ],
   handler: async (args) => {
     // Loaded on use: the trainer pulls in tfjs, which --help does not need.

@@ -66,3 +66,9 @@ export async function loadModel(options: LoadModelOptions = {}): Promise<LoadedM
     throw err;
   }
 }
+
+/** Where a fine-tuned model's training started (gptmed-train --init-from), in one line; null for a model trained from scratch. */
+export function initFromLine(lm: LoadedModel): string | null {
+  const i = lm.manifest.initFrom;
+  return i ? `model: ${lm.checkpointDir} (step ${lm.manifest.step}), initialised from ${i.path} (step ${i.step}, weights sha256 ${i.sha256.slice(0, 12)})` : null;
+}

@@ -61,6 +61,16 @@ export function newTrainState(trainRows: number, seed: number): TrainState {
   return { epoch: 0, cursor: 0, trainRows, seed, optimizerUpdates: 0, tokensSeen: 0, bestValLoss: null, bestStep: null, lastValLoss: null, evalsWithoutImprovement: 0 };
 }
 
+/**
+ * Where a run's first weights came from (gptmed-train --init-from): the step directory, its step, and the
+ * sha256 of its weights.bin. A run started from random weights has none.
+ */
+export interface InitFrom {
+  path: string;
+  step: number;
+  sha256: string;
+}
+
 export interface CheckpointManifest {
   format: 'gptmed-checkpoint';
   version: 1;
@@ -79,6 +89,8 @@ export interface CheckpointManifest {
   /** The training settings of the run, as src/train's trainConfigJson writes them ({} for an imported model). */
   trainConfig: JsonObject;
   trainState: TrainState;
+  /** The checkpoint the run started from (absent: random weights, or written before runs recorded it). */
+  initFrom?: InitFrom;
   /** The tfjs backend that wrote it. */
   backend: string;
   createdAt: string;

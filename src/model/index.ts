@@ -8,6 +8,7 @@ export {
   readManifest,
   readTensors,
   type CheckpointManifest,
+  type InitFrom,
   type JsonObject,
   type JsonValue,
   type NamedArray,

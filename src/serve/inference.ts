@@ -79,6 +79,8 @@ function modelObject(e: ModelEntry): object {
     context_length: m.modelConfig.maxSeqLen,
     model_config: m.modelConfig,
     tokenizer: { file: m.tokenizer.file.split(/[/\\]/).pop(), sha256: m.tokenizer.sha256 },
+    // The checkpoint its training started from (gptmed-train --init-from), or null.
+    init_from: m.initFrom ?? null,
   };
 }
 

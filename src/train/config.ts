@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import { configPath } from '../common/paths.js';
 import { checkSettings, pickSettings, readSettingsFile, SettingError, type Setting } from '../common/settings.js';
 import { devices, type Device } from '../backend/index.js';
-import { modelShapeSettings, modelSizes, type ModelSize } from '../model/config.js';
+import { modelShapeSettings, modelSizes, type ModelShape, type ModelSize } from '../model/config.js';
 import type { JsonObject } from '../model/checkpoint.js';
 
 export interface TrainConfig {
@@ -40,6 +40,8 @@ export interface TrainConfig {
   /** Stop after this many evaluations without a better val loss (0: never). */
   earlyStoppingPatience: number;
   logInterval: number;
+  /** Start a new run from this checkpoint's weights (null: random weights); resolved to its step directory. */
+  initFrom: string | null;
 }
 
 type QuickTest = Pick<TrainConfig, 'batchSize' | 'numEpochs' | 'maxSteps'>;
@@ -74,6 +76,12 @@ export const trainSettings: readonly Setting[] = [
   { name: 'logInterval', type: 'integer', min: 1, description: 'Print a loss line every N steps' },
   { name: 'device', type: 'string', choices: devices, description: 'Backend (see MANUAL "backends")' },
   { name: 'seed', type: 'integer', min: 0, description: 'Seed of the init, the data order and dropout' },
+  {
+    name: 'initFrom',
+    type: 'path',
+    nullable: true,
+    description: "Start a new run from this checkpoint's weights (a step-NNNNNN directory, or a run directory: its best, else latest); the model's shape comes from it",
+  },
 ];
 
 /** --quick-test: a source of settings (configs/train.json's quickTest), declared for the flag and the server. */
@@ -116,6 +124,12 @@ export function trainDefaults(): TrainConfig {
 export function readTrainConfigFile(file: string): Partial<TrainConfig> {
   const read = readSettingsFile(file, trainSettings, modelShapeSettings.map((s) => s.name));
   return read as Partial<TrainConfig>;
+}
+
+/** The model fields of a --config file (checked; its training settings are passed over). */
+export function readModelFields(file: string): Partial<ModelShape> {
+  const read = readSettingsFile(file, modelShapeSettings, trainSettings.map((s) => s.name), 'model field');
+  return read as Partial<ModelShape>;
 }
 
 export interface TrainConfigSources {

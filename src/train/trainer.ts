@@ -5,8 +5,9 @@
  * that curve exactly: the data order and dropout masks are functions of
  * (seed, epoch) and (seed, step), and a checkpoint holds the rest of the state.
  *
- * Read it top down: `train` takes the run directory; `prepareRun` finds the
- * resume point, checks the data, builds the model and optimizer; `trainLoop`
+ * Read it top down: `train` takes the run directory; `startingPoint` finds the
+ * resume point, or the checkpoint a new run takes its weights from (--init-from);
+ * `prepareRun` checks the data, builds the model and optimizer; `trainLoop`
  * is the loop (batch, step, log, evaluate, save); `evaluate` and `save` are
  * what it calls at its intervals; `watchStopSignals` turns Ctrl-C into a
  * checkpoint and a stop.
@@ -14,25 +15,29 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { Interrupted, UserError } from '../common/errors.js';
+import { Interrupted, UsageError, UserError } from '../common/errors.js';
 import { sha256File } from '../common/hash.js';
 import { Progress, formatRate } from '../common/progress.js';
+import { checkSetting, kebab } from '../common/settings.js';
 import { initBackend, type BackendInfo } from '../backend/index.js';
-import type { TokenRows } from '../dataset/shards.js';
+import { META_FILE, type TokenRows } from '../dataset/shards.js';
 import {
+  manifestFile,
   modelFromCheckpoint,
   newTrainState,
   readManifest,
   readTensors,
   type CheckpointManifest,
+  type InitFrom,
   type JsonObject,
   type TrainState,
 } from '../model/checkpoint.js';
-import { resolveModelConfig, type ModelConfig, type ModelShape } from '../model/config.js';
+import { modelShapeSettings, modelSizes, resolveModelConfig, type ModelConfig, type ModelShape, type ModelSize } from '../model/config.js';
 import { GPT } from '../model/gpt.js';
 import { hasFusedCrossEntropy } from '../model/loss.js';
 import {
   abandonNewRun,
+  checkpointTokenizerPath,
   keepTokenizerCopy,
   lockRunDir,
   metricsFile,
@@ -48,7 +53,7 @@ import {
   writePointer,
   writeRunConfig,
 } from '../model/run-dir.js';
-import { readTrainConfigFile, resolveTrainConfig, trainConfigJson, trainDefaults, type TrainConfig } from './config.js';
+import { readModelFields, readTrainConfigFile, resolveTrainConfig, trainConfigJson, trainDefaults, type TrainConfig } from './config.js';
 import { epochOrder, loadSplit, makeBatch, stepsPerEpoch, unigramBaseline, type Batch } from './data.js';
 import { isWasmOutOfMemory, microBatchPlan, outOfMemoryError, wasmHeapBytes, type MicroBatchPlan } from './memory-fit.js';
 import { MetricsLog } from './metrics.js';
@@ -98,6 +103,29 @@ interface ResumePoint {
   manifest: CheckpointManifest;
   state: TrainState;
 }
+
+/** The checkpoint a new run takes its first weights from (initFrom), read whole before anything is written. */
+interface InitSource {
+  dir: string;
+  manifest: CheckpointManifest;
+  weights: Map<string, Float32Array>;
+}
+
+/**
+ * The checkpoint `given` names (a step directory, or a run directory: its best, else latest), its weights
+ * checked against their sha256. One in the run directory itself is refused: the new run would replace it.
+ */
+function readInitSource(given: string, runDir: string): InitSource {
+  const dir = resolveCheckpoint(given, 'best', '--init-from');
+  if (path.resolve(path.dirname(dir)) === path.resolve(runDir)) {
+    throw new UserError(`${dir}: --init-from names a checkpoint of the run in --checkpoint-dir ${runDir}, which the new run would replace; choose another --checkpoint-dir`);
+  }
+  const manifest = readManifest(dir);
+  return { dir, manifest, weights: readTensors(dir, manifest.weights) };
+}
+
+/** What a new run's manifests record of its source. */
+const initFromRecord = (source: InitSource): InitFrom => ({ path: source.dir, step: source.manifest.step, sha256: source.manifest.weights.sha256 });
 
 function readResumePoint(dir: string): ResumePoint {
   const manifest = readManifest(dir);
@@ -150,6 +178,8 @@ interface Run {
   meta: TokenRows['meta'];
   /** What manifests record as the tokenizer (keepTokenizerCopy). */
   tokenizer: CheckpointManifest['tokenizer'];
+  /** The checkpoint the run's first weights came from (null: random ones); every manifest records it. */
+  initFrom: InitFrom | null;
   trainRows: TokenRows;
   valBatches: Batch[];
   /** How each batch is split into micro-batches (wasm heap). */
@@ -173,6 +203,9 @@ const perplexity = (loss: number): number => Math.exp(loss);
 
 /** Train (or continue training) a GPT; see MANUAL.md "train". */
 export async function train(opts: TrainOptions): Promise<TrainResult> {
+  if (opts.given.initFrom && (opts.resume || opts.resumeFrom)) {
+    throw new UsageError('--init-from starts a new run; it does not go with --resume or --resume-from (a resumed run keeps the weights it has)');
+  }
   const from = opts.resumeFrom ? resolveCheckpoint(opts.resumeFrom, 'latest') : null;
   // --checkpoint-dir, else the config file's, else the directory --resume-from's checkpoint is in, else the default.
   const fileDir = opts.modelConfigFile ? readTrainConfigFile(opts.modelConfigFile).checkpointDir : undefined;
@@ -181,8 +214,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const newRun = { started: false };
   try {
     settleReplacedRun(runDir); // what a run killed before its first checkpoint left
-    const { resumePoint, config } = startingPoint(opts, runDir, from);
-    const run = await prepareRun(opts, resumePoint, config, newRun);
+    const run = await prepareRun(opts, startingPoint(opts, runDir, from), newRun);
     const stop = watchStopSignals(run.log);
     try {
       return finishRun(run, await trainLoop(run, stop));
@@ -198,8 +230,18 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   }
 }
 
-/** Where to start (the checkpoint `from`, the run's latest with --resume, or nothing) and the run's settings. */
-function startingPoint(opts: TrainOptions, runDir: string, from: string | null): { resumePoint: ResumePoint | null; config: TrainConfig } {
+/** Where a run starts: a checkpoint it resumes, or for a new run the checkpoint its weights come from (or none); its settings. */
+interface Start {
+  resumePoint: ResumePoint | null;
+  source: InitSource | null;
+  config: TrainConfig;
+}
+
+/**
+ * Where to start (the checkpoint `from`, the run's latest with --resume, else a new run, from initFrom's
+ * weights or random ones) and the run's settings.
+ */
+function startingPoint(opts: TrainOptions, runDir: string, from: string | null): Start {
   let resumePoint: ResumePoint | null = null;
   if (from) {
     resumePoint = readResumePoint(from);
@@ -210,21 +252,35 @@ function startingPoint(opts: TrainOptions, runDir: string, from: string | null):
   }
   const config = resolveTrainConfig({ saved: resumePoint?.manifest.trainConfig, configFile: opts.modelConfigFile, quickTest: opts.quickTest, given: opts.given });
   config.checkpointDir = runDir; // the directory read and locked, even where a resumed run's saved setting differs
-  return { resumePoint, config };
+  if (resumePoint) {
+    // A resumed run keeps the record of where its first weights came from, whatever a --config file says.
+    const saved = resumePoint.manifest.trainConfig.initFrom;
+    config.initFrom = typeof saved === 'string' ? saved : null;
+    return { resumePoint, source: null, config };
+  }
+  const source = config.initFrom === null ? null : readInitSource(config.initFrom, runDir);
+  if (source) {
+    // The step directory itself: a rerun from config.json starts from the same weights.
+    config.initFrom = source.dir;
+    const size = source.manifest.trainConfig.modelSize;
+    if (modelSizes.includes(size as ModelSize)) config.modelSize = size as ModelSize;
+  }
+  return { resumePoint, source, config };
 }
 
 /**
  * Everything before the first step: the data and its checks, the model's shape, the backend, the run
- * directory's files, the model and optimizer (fresh, or from `resumePoint`), the logs.
- * `newRun.started` is set once a new run starts writing its directory.
+ * directory's files, the model and optimizer (fresh, from `start.source`'s weights, or from `start.resumePoint`),
+ * the logs. `newRun.started` is set once a new run starts writing its directory.
  */
-async function prepareRun(opts: TrainOptions, resumePoint: ResumePoint | null, config: TrainConfig, newRun: { started: boolean }): Promise<Run> {
+async function prepareRun(opts: TrainOptions, start: Start, newRun: { started: boolean }): Promise<Run> {
+  const { resumePoint, source, config } = start;
   const log = opts.log ?? (() => {});
   const runDir = config.checkpointDir;
   if (!resumePoint) refuseExistingRun(runDir, opts.force ?? false);
-  const { trainRows, valRows } = loadData(config, resumePoint, log);
+  const { trainRows, valRows } = loadData(config, start, log);
   const meta = trainRows.meta;
-  const modelConfig = chooseModelConfig(opts, config, resumePoint, meta, log);
+  const modelConfig = chooseModelConfig(opts, config, start, meta, log);
 
   const backend = await initBackend(config.device);
   log(backend.line);
@@ -242,51 +298,58 @@ async function prepareRun(opts: TrainOptions, resumePoint: ResumePoint | null, c
   const tokenizer = keepTokenizerCopy(runDir, meta.tokenizer);
   // A resume rewrites it only where its settings differ (a raised --max-steps): it always says how the run goes on.
   writeRunConfig(runDir, runSettings(config, modelConfig));
-  const { model, optimizer, state, step } = modelAndState(config, modelConfig, resumePoint, trainRows.rows);
+  const { model, optimizer, state, step } = modelAndState(config, modelConfig, start, trainRows.rows);
+  const initFrom = resumePoint ? (resumePoint.manifest.initFrom ?? null) : source && initFromRecord(source);
 
   const perEpoch = stepsPerEpoch(trainRows.rows, config.batchSize, config.gradAccum);
   const totalSteps = Math.min(config.maxSteps ?? Number.POSITIVE_INFINITY, config.numEpochs * perEpoch);
   const baseline = unigramBaseline(trainRows, valRows);
+  const valBatches = validationBatches(valRows, config, plan.rows);
+  const metrics = new MetricsLog(path.join(runDir, metricsFile), resumePoint ? step : null);
+  const events = new EventWriter(path.join(runDir, tensorboardDir));
+  const progress = new Progress({ label: 'train', total: totalSteps - step, unit: 'steps', quiet: opts.quiet });
+  const trainStep = new TrainStep(model, optimizer, config.gradClip);
+  const run: Run = {
+    config, runDir, log, backend, meta, tokenizer, initFrom, trainRows, valBatches, plan, unigramBaseline: baseline, totalSteps,
+    model, optimizer, trainStep, state, step, startStep: step, metrics, events, progress,
+  };
+  announceRun(run, start, valRows.rows, perEpoch);
+  if (resumePoint) events.sessionStart(step + 1);
+  metrics.write({ type: 'start', step, backend: backend.label, parameters: model.countParameters(), resumedFrom: resumePoint?.dir ?? null, initFrom: initFrom?.path ?? null, unigramBaseline: baseline, totalSteps });
+  return run;
+}
+
+/** The lines that say what the run is about to do: the model and where it comes from, the data, the baseline. */
+function announceRun(run: Run, start: Start, valRows: number, perEpoch: number): void {
+  const { config, log, model, meta, plan, trainRows, state, step } = run;
+  const m = model.config;
   if (plan.pieces > 1) {
     log(`batch ${config.batchSize} split into ${plan.pieces} micro-batches of ${plan.rows} to fit the wasm heap (same result; see MANUAL.md "Memory on wasm")`);
   }
-  const valBatches = validationBatches(valRows, config, plan.rows);
+  const origin = start.resumePoint ? 'resumed' : start.source ? `from ${start.source.dir}` : config.modelSize;
   log(
-    `model: ${resumePoint ? 'resumed' : config.modelSize} dModel ${modelConfig.dModel}, ${modelConfig.nLayers} layers, ${modelConfig.nHeads} heads, ` +
-      `dFf ${modelConfig.dFf}, context ${modelConfig.maxSeqLen}, vocab ${modelConfig.vocabSize}: ${model.countParameters().toLocaleString('en-US')} parameters`,
+    `model: ${origin} dModel ${m.dModel}, ${m.nLayers} layers, ${m.nHeads} heads, ` +
+      `dFf ${m.dFf}, context ${m.maxSeqLen}, vocab ${m.vocabSize}: ${model.countParameters().toLocaleString('en-US')} parameters`,
   );
   log(
-    `data: ${trainRows.rows} train rows, ${valRows.rows} val rows of ${meta.seqLen} tokens${trainRows.mask ? ' (loss on answer tokens only)' : ''}; ` +
-      `${perEpoch} steps per epoch (batch ${config.batchSize} x ${config.gradAccum} accumulated), ${totalSteps} steps in all`,
+    `data: ${trainRows.rows} train rows, ${valRows} val rows of ${meta.seqLen} tokens${trainRows.mask ? ' (loss on answer tokens only)' : ''}; ` +
+      `${perEpoch} steps per epoch (batch ${config.batchSize} x ${config.gradAccum} accumulated), ${run.totalSteps} steps in all`,
   );
+  const baseline = run.unigramBaseline;
   log(`unigram baseline: val loss ${baseline.toFixed(4)} (perplexity ${perplexity(baseline).toFixed(1)}): a model must get below this to have learned anything`);
-  if (resumePoint) log(`resuming from ${resumePoint.dir} at step ${step} (epoch ${state.epoch + 1}, best val loss ${fmt(state.bestValLoss)})`);
-
-  const metrics = new MetricsLog(path.join(runDir, metricsFile), resumePoint ? step : null);
-  const events = new EventWriter(path.join(runDir, tensorboardDir));
-  if (resumePoint) events.sessionStart(step + 1);
-  metrics.write({
-    type: 'start',
-    step,
-    backend: backend.label,
-    parameters: model.countParameters(),
-    resumedFrom: resumePoint?.dir ?? null,
-    unigramBaseline: baseline,
-    totalSteps,
-  });
-  const progress = new Progress({ label: 'train', total: totalSteps - step, unit: 'steps', quiet: opts.quiet });
-  const trainStep = new TrainStep(model, optimizer, config.gradClip);
-  return {
-    config, runDir, log, backend, meta, tokenizer, trainRows, valBatches, plan, unigramBaseline: baseline, totalSteps,
-    model, optimizer, trainStep, state, step, startStep: step, metrics, events, progress,
-  };
+  if (start.resumePoint) log(`resuming from ${start.resumePoint.dir} at step ${step} (epoch ${state.epoch + 1}, best val loss ${fmt(state.bestValLoss)})`);
+  if (start.source) {
+    const i = initFromRecord(start.source);
+    log(`initialised from ${i.path} (step ${i.step}, weights sha256 ${i.sha256.slice(0, 12)}): a new run at step 0, fresh optimizer and schedule`);
+  }
 }
 
 /** trainRows 0: a model brought in by gptmed-import, not yet trained on any shards here; it takes the ones given. */
 const isImported = (p: ResumePoint): boolean => p.state.trainRows === 0;
 
-/** The training and validation splits, checked against each other, their tokenizer and the run resumed. */
-function loadData(config: TrainConfig, resumePoint: ResumePoint | null, log: (line: string) => void): { trainRows: TokenRows; valRows: TokenRows } {
+/** The training and validation splits, checked against each other, their tokenizer, and the run resumed or the checkpoint started from. */
+function loadData(config: TrainConfig, start: Start, log: (line: string) => void): { trainRows: TokenRows; valRows: TokenRows } {
+  const { resumePoint, source } = start;
   const { data: trainRows, files: trainFiles } = loadSplit(config.trainData);
   const { data: valRows } = loadSplit(config.valData);
   checkCompatible(trainRows, valRows, config.trainData, config.valData);
@@ -304,14 +367,64 @@ function loadData(config: TrainConfig, resumePoint: ResumePoint | null, log: (li
       throw new UserError(`${config.trainData}: ${trainRows.rows} rows, but the run was trained on ${resumePoint.state.trainRows}; give the same training data to resume`);
     }
   }
+  if (source) checkInitTokenizer(config.trainData, meta, source);
   if (trainFiles.length > 1) log(`train data: ${trainFiles.length} shard files`);
   return { trainRows, valRows };
 }
 
-/** The model's shape: the checkpoint's on resume, else the preset with --config and overrides; checked against the shards. */
-function chooseModelConfig(opts: TrainOptions, config: TrainConfig, resumePoint: ResumePoint | null, meta: TokenRows['meta'], log: (line: string) => void): ModelConfig {
+/**
+ * The shards of a run started from a checkpoint must be made with the tokenizer it was trained with: the same
+ * ids must mean the same pieces. Named by meta.json and manifest.json, the two files that record them.
+ */
+function checkInitTokenizer(trainData: string, meta: TokenRows['meta'], source: InitSource): void {
+  const theirs = source.manifest.tokenizer;
+  if (meta.tokenizer.sha256 === theirs.sha256) return;
+  const tokenizerFile = checkpointTokenizerPath(source.dir, source.manifest) ?? theirs.source ?? theirs.file;
+  throw new UserError(
+    `${path.join(path.dirname(trainData), META_FILE)}: shards made with tokenizer sha256 ${meta.tokenizer.sha256.slice(0, 12)} (${meta.tokenizer.file}), ` +
+      `but ${path.join(source.dir, manifestFile)} records ${theirs.sha256.slice(0, 12)}; --init-from needs shards made with the checkpoint's tokenizer: re-run gptmed-tokenize with --tokenizer ${tokenizerFile}`,
+  );
+}
+
+/** The shape fields (all but dropout): with --init-from they are the checkpoint's. */
+const shapeFields = ['dModel', 'nLayers', 'nHeads', 'dFf', 'maxSeqLen'] as const;
+
+/**
+ * The model of a run started from a checkpoint: its shape, with the dropout given (a flag, else the --config
+ * file's, else the checkpoint's). Shape flags are refused; a --config file's shape fields must equal the
+ * checkpoint's (a run's config.json does).
+ */
+function initModelConfig(opts: TrainOptions, source: InitSource): ModelConfig {
+  const theirs = source.manifest.modelConfig;
+  const overrides = opts.modelOverrides ?? {};
+  const flags = [...(opts.given.modelSize !== undefined ? ['modelSize'] : []), ...shapeFields.filter((k) => overrides[k] !== undefined)];
+  if (flags.length > 0) {
+    throw new UsageError(
+      `${flags.map((k) => `--${kebab(k)}`).join(', ')}: with --init-from the model's shape comes from the checkpoint (${source.dir}); leave shape flags out (--dropout may be set)`,
+    );
+  }
+  const fromFile = opts.modelConfigFile ? readModelFields(opts.modelConfigFile) : {};
+  const differ = shapeFields.filter((k) => fromFile[k] !== undefined && fromFile[k] !== theirs[k]);
+  if (differ.length > 0) {
+    throw new UserError(
+      `${opts.modelConfigFile}: ${differ.map((k) => `${k} ${fromFile[k]}`).join(', ')}, but the model's shape comes from the checkpoint --init-from names ` +
+        `(${source.dir}: ${differ.map((k) => `${k} ${theirs[k]}`).join(', ')}); remove ${differ.length > 1 ? 'these fields' : 'the field'} from the file`,
+    );
+  }
+  if (overrides.dropout !== undefined) checkSetting(modelShapeSettings.find((s) => s.name === 'dropout')!, overrides.dropout, 'model settings', true);
+  return { ...theirs, dropout: overrides.dropout ?? fromFile.dropout ?? theirs.dropout };
+}
+
+/**
+ * The model's shape: the checkpoint's on resume or with --init-from, else the preset with --config and
+ * overrides; checked against the shards.
+ */
+function chooseModelConfig(opts: TrainOptions, config: TrainConfig, start: Start, meta: TokenRows['meta'], log: (line: string) => void): ModelConfig {
+  const { resumePoint, source } = start;
   let modelConfig: ModelConfig;
-  if (resumePoint) {
+  if (source) {
+    modelConfig = initModelConfig(opts, source);
+  } else if (resumePoint) {
     modelConfig = resumePoint.manifest.modelConfig;
     if (opts.modelConfigFile || opts.given.modelSize || Object.keys(opts.modelOverrides ?? {}).length > 0) {
       log('note: resuming: the model configuration comes from the checkpoint; model flags and a --config file\'s model fields are ignored');
@@ -323,7 +436,9 @@ function chooseModelConfig(opts: TrainOptions, config: TrainConfig, resumePoint:
     throw new UserError(`${config.trainData}: vocabulary of ${meta.vocabSize} tokens, the model has ${modelConfig.vocabSize}; use shards made with the run's tokenizer`);
   }
   if (meta.seqLen - 1 > modelConfig.maxSeqLen) {
-    throw new UserError(`${config.trainData}: rows of ${meta.seqLen} tokens need a context of ${meta.seqLen - 1}, the model's maxSeqLen is ${modelConfig.maxSeqLen}; raise maxSeqLen (--max-seq-len) or tokenize with a smaller --max-length`);
+    // The context of the checkpoint --init-from names is fixed: only the rows can be shorter.
+    const raise = source ? '' : 'raise maxSeqLen (--max-seq-len) or ';
+    throw new UserError(`${config.trainData}: rows of ${meta.seqLen} tokens need a context of ${meta.seqLen - 1}, the model's maxSeqLen is ${modelConfig.maxSeqLen}; ${raise}tokenize with a smaller --max-length`);
   }
   return modelConfig;
 }
@@ -333,14 +448,12 @@ function runSettings(config: TrainConfig, m: ModelConfig): JsonObject {
   return { ...trainConfigJson(config), dModel: m.dModel, nLayers: m.nLayers, nHeads: m.nHeads, dFf: m.dFf, maxSeqLen: m.maxSeqLen, dropout: m.dropout };
 }
 
-/** The model, its optimizer and the run's state: fresh for a new run, as saved for a resumed one. */
-function modelAndState(
-  config: TrainConfig,
-  modelConfig: ModelConfig,
-  resumePoint: ResumePoint | null,
-  trainRows: number,
-): { model: GPT; optimizer: AdamW; state: TrainState; step: number } {
-  const model = resumePoint ? modelFromCheckpoint(resumePoint.dir, resumePoint.manifest) : new GPT(modelConfig, { seed: config.seed });
+/** The model, its optimizer and the run's state: fresh for a new run (its weights from initFrom's checkpoint, if any), as saved for a resumed one. */
+function modelAndState(config: TrainConfig, modelConfig: ModelConfig, start: Start, trainRows: number): { model: GPT; optimizer: AdamW; state: TrainState; step: number } {
+  const { resumePoint, source } = start;
+  const model = resumePoint
+    ? modelFromCheckpoint(resumePoint.dir, resumePoint.manifest)
+    : new GPT(modelConfig, source ? { weights: source.weights } : { seed: config.seed });
   const optimizer = new AdamW(model.parameters(), { beta1: config.adamBeta1, beta2: config.adamBeta2, eps: config.adamEps, weightDecay: config.weightDecay });
   if (!resumePoint) {
     return { model, optimizer, state: newTrainState(trainRows, config.seed), step: 0 };
@@ -488,6 +601,7 @@ async function save(run: Run, isBest: boolean): Promise<void> {
     seqLen: meta.seqLen,
     trainConfig: trainConfigJson(run.config),
     trainState: { ...state },
+    ...(run.initFrom ? { initFrom: run.initFrom } : {}),
     backend: run.backend.label,
   };
   const dir = await saveCheckpoint(runDir, run.model, fields, opt.arrays);
