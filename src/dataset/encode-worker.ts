@@ -1,16 +1,14 @@
 /**
  * Worker thread of gptmed-tokenize: loads the tokenizer once, then encodes
- * batches of pairs (PairEncoder), returning flat typed arrays.
+ * batches of pairs or plain-text documents (PairEncoder), returning flat typed arrays.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { QaPair } from '../convert/qa-format.js';
 import { loadTokenizer } from '../tokenizer/tokenizer.js';
 import { PairEncoder, wordSplitNewlineId, type EncodedPairs } from './pair-encoder.js';
 
-export interface EncodeRequest {
-  batch: number;
-  pairs: QaPair[];
-}
+/** A batch of Q&A pairs, or of plain-text documents. */
+export type EncodeRequest = { batch: number; pairs: QaPair[] } | { batch: number; documents: string[] };
 export interface EncodeReply extends EncodedPairs {
   batch: number;
 }
@@ -21,7 +19,8 @@ const tokenizer = await loadTokenizer(modelPath);
 const encoder = new PairEncoder(tokenizer, wordSplitNewlineId(tokenizer.model));
 const port = parentPort!;
 port.on('message', (req: EncodeRequest) => {
-  const reply: EncodeReply = { batch: req.batch, ...encoder.encode(req.pairs) };
+  const encoded = 'pairs' in req ? encoder.encode(req.pairs) : encoder.encodeDocuments(req.documents);
+  const reply: EncodeReply = { batch: req.batch, ...encoded };
   port.postMessage(reply, [reply.ids.buffer, reply.lengths.buffer, reply.answerStarts.buffer]);
 });
 port.postMessage('ready');

@@ -6,6 +6,7 @@ export {
   loadTokenRows,
   readShardsMeta,
   type LengthStats,
+  type ShardsInputFormat,
   type ShardsMeta,
   type SplitInfo,
   type SplitName,

@@ -1,5 +1,5 @@
 /**
- * encodePair over many pairs, fast: tokenize's workers encode each distinct
+ * encodePair over many pairs (and a plain-text document's [bos, ...encode(text), eos]), fast: tokenize's workers encode each distinct
  * word once (WordMemo) when the model provably segments words apart
  * (wordSplitNewlineId), and give exactly encodePair's ids
  * (test/dataset/pair-encoder.test.ts checks this on real data).
@@ -96,7 +96,28 @@ export class PairEncoder {
   encode(pairs: readonly QaPair[]): EncodedPairs {
     if (this.newlineId === null) return this.encodeEach(pairs);
     if (this.memo.size > this.memoWords) this.memo.clear();
-    return this.assemble(this.wordsOf(pairs));
+    return this.assemble(this.wordsOf(pairs.map((pair) => [promptText(pair.question), ` ${pair.answer}`])));
+  }
+
+  /** Plain-text documents, each as [bos, ...encode(text), eos]; a document has no answer (answerStarts: where its eos is). */
+  encodeDocuments(texts: readonly string[]): EncodedPairs {
+    if (this.newlineId === null) return this.encodeEachDocument(texts);
+    if (this.memo.size > this.memoWords) this.memo.clear();
+    return this.assemble(this.wordsOf(texts.map((text) => [text, ''])));
+  }
+
+  private encodeEachDocument(texts: readonly string[]): EncodedPairs {
+    const out = new Int32List();
+    const lengths = new Int32Array(texts.length);
+    const answerStarts = new Int32Array(texts.length);
+    const { bos, eos } = this.tok.specialIds;
+    texts.forEach((text, i) => {
+      const ids = [bos, ...this.tok.encode(text), eos];
+      out.push(ids);
+      lengths[i] = ids.length;
+      answerStarts[i] = ids.length - 1;
+    });
+    return { ids: out.view(), lengths, answerStarts };
   }
 
   private encodeEach(pairs: readonly QaPair[]): EncodedPairs {
@@ -112,18 +133,18 @@ export class PairEncoder {
     return { ids: out.view(), lengths, answerStarts };
   }
 
-  /** The pairs' words as memo entries; the words new in this batch are encoded (learn) before it returns. */
-  private wordsOf(pairs: readonly QaPair[]): WordBatch {
+  /** The texts' words (each a prompt and an answer) as memo entries; the words new in this batch are encoded (learn) before it returns. */
+  private wordsOf(texts: ReadonlyArray<readonly [string, string]>): WordBatch {
     const words = new Int32List();
-    const promptEnds = new Int32Array(pairs.length);
-    const pairEnds = new Int32Array(pairs.length);
+    const promptEnds = new Int32Array(texts.length);
+    const pairEnds = new Int32Array(texts.length);
     // Entries from firstNew on are new in this batch; freshWords are their words (the only strings made here).
     const firstNew = this.memo.size;
     const freshWords: string[] = [];
-    pairs.forEach((pair, i) => {
-      this.scan(promptText(pair.question), words, firstNew, freshWords);
+    texts.forEach(([prompt, answer], i) => {
+      this.scan(prompt, words, firstNew, freshWords);
       promptEnds[i] = words.length;
-      this.scan(` ${pair.answer}`, words, firstNew, freshWords);
+      this.scan(answer, words, firstNew, freshWords);
       pairEnds[i] = words.length;
     });
     this.learn(firstNew, freshWords);

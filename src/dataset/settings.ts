@@ -11,5 +11,12 @@ export const tokenizeSettings: readonly Setting[] = [
   { name: 'stride', type: 'number', description: 'step between the windows of a pair longer than a row', defaultText: '--max-length, no overlap' },
   { name: 'seed', type: 'number', default: 42, description: 'seed of the pair split' },
   { name: 'shardSize', type: 'number', description: 'rows per .npy file (train-00000.npy, ...)', defaultText: 'one file per split' },
+  {
+    name: 'inputFormat',
+    type: 'string',
+    choices: ['auto', 'qa', 'text'],
+    default: 'qa',
+    description: 'qa: Q&A text; text: plain-text documents (blank-line separated, or a directory of .txt files); auto: Q&A when the file starts with "Q:"',
+  },
   { name: 'maskPrompt', type: 'boolean', default: false, description: 'also write <split>.mask.npy marking answer tokens, for answer-only loss' },
 ];

@@ -9,6 +9,9 @@
  *   val.npy, test.npy  the same for the other splits
  *   test.qa.txt        with a test split: its pairs as Q&A text, for gptmed-evaluate
  * With --shard-size N each split is cut into files of N rows: train-00000.npy, ...
+ * inputFormat "text": the rows hold plain-text documents packed back to back
+ * (the pair fields count documents); meta.json files written before the field
+ * existed are Q&A shards, read as "qa".
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -26,10 +29,11 @@ export interface SplitInfo {
   /** With --mask-prompt: the mask file for each entry of `files`. */
   maskFiles?: string[];
   rows: number;
+  /** Pairs (inputFormat "text": documents) in this split. */
   pairs: number;
   /** Non-pad tokens. */
   tokens: number;
-  /** Pairs longer than a row, split into windows with the stride. */
+  /** Pairs longer than a row, split into windows with the stride (text: documents continued into the next row). */
   splitPairs: number;
   /** The test split only: its pairs as Q&A text (test.qa.txt), for gptmed-evaluate. */
   qaFile?: string;
@@ -56,7 +60,10 @@ export interface ShardsMeta {
   specialIds: SpecialIds;
   /** file: the .model as given on the command line, resolved absolute. */
   tokenizer: { file: string; sha256: string };
+  /** file: the input, resolved absolute; sha256: of its bytes (a directory of documents: of its `name sha256` lines). */
   source: { file: string; sha256: string };
+  /** What the rows hold: Q&A pairs, or plain-text documents packed back to back. */
+  inputFormat: ShardsInputFormat;
   splits: { train: SplitInfo; val: SplitInfo; test?: SplitInfo };
   /** Seed of the pair split. */
   seed: number;
@@ -66,12 +73,14 @@ export interface ShardsMeta {
   stride: number;
   /** True when mask files mark the answer tokens (--mask-prompt). */
   promptMasked: boolean;
-  /** Pairs read from the source, and how many tokens they have. */
+  /** Pairs (text: documents) read from the source, and how many tokens they have. */
   pairs: number;
   pairTokens: LengthStats;
   /** Rows' share of non-pad tokens, over all splits. */
   packingEfficiency: number;
 }
+
+export type ShardsInputFormat = 'qa' | 'text';
 
 export const META_FILE = 'meta.json';
 
@@ -133,6 +142,9 @@ export function readShardsMeta(dir: string): ShardsMeta {
     if (!isObject(v) || typeof v.file !== 'string' || typeof v.sha256 !== 'string') throw invalid(file, `${k} is missing its file or sha256`);
   }
   if (!isObject(meta.splits)) throw invalid(file, 'splits is missing');
+  // Shards from before the field held Q&A pairs.
+  if (meta.inputFormat === undefined) meta.inputFormat = 'qa';
+  if (meta.inputFormat !== 'qa' && meta.inputFormat !== 'text') throw invalid(file, `inputFormat is not "qa" or "text" (got ${JSON.stringify(meta.inputFormat)})`);
   checkSplit(file, 'train', meta.splits.train);
   checkSplit(file, 'val', meta.splits.val);
   if (meta.splits.test !== undefined) checkSplit(file, 'test', meta.splits.test);

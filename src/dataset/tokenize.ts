@@ -1,5 +1,5 @@
 /**
- * gptmed-tokenize: Q&A text + tokenizer -> packed .npy shards (shards.ts).
+ * gptmed-tokenize: Q&A text (or plain-text documents, documents.ts) + tokenizer -> packed .npy shards (shards.ts).
  *
  * Pass 1 streams the pairs once, encodes them on worker threads
  * (sentencepiece-js, each distinct word once: PairEncoder) and appends their ids
@@ -8,6 +8,8 @@
  * any packing, so no pair lands in two splits. Pass 2 reads the scratch ids
  * back in order and packs each split's pairs into rows of --max-length without
  * cutting a pair that fits; longer pairs are cut into windows --stride apart.
+ * Plain-text documents go the same way, each as [bos, ...text, eos], split by
+ * document and packed back to back (a document continues into the next row).
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -23,6 +25,7 @@ import { shuffledOrder } from '../common/shuffle.js';
 import { Int32List } from '../common/typed-arrays.js';
 import { formatQaPair, readQaFile, type QaPair } from '../convert/qa-format.js';
 import { inspectModel, type ModelInfo } from '../tokenizer/tokenizer.js';
+import { readDocuments, resolveInputFormat, textInputFiles, textInputHash, type InputFormat } from './documents.js';
 import type { EncodeReply, EncodeRequest } from './encode-worker.js';
 import { MAX_ROW_LENGTH, META_FILE, NpyRowWriter, type LengthStats, type ShardsMeta, type SplitInfo, type SplitName } from './shards.js';
 
@@ -39,6 +42,8 @@ export interface TokenizeOptions {
   /** Rows per .npy file; default: one file per split. */
   shardSize?: number;
   maskPrompt?: boolean;
+  /** qa (the default): Q&A text; text: plain-text documents; auto: Q&A when the file starts with "Q:". */
+  inputFormat?: InputFormat;
   force?: boolean;
   quiet?: boolean;
   /** Encoding threads; default: the CPU count, at most 2... 8. */
@@ -46,8 +51,10 @@ export interface TokenizeOptions {
   warn?: (message: string) => void;
 }
 
-/** Pairs per worker message: enough to make the message cost vanish, few enough to keep both workers busy to the end. */
+/** Pairs (or documents) per worker message: enough to make the message cost vanish, few enough to keep both workers busy to the end. */
 const BATCH_PAIRS = 256;
+/** Characters of documents per worker message: long documents make smaller batches, so the batches in flight stay small. */
+const BATCH_CHARS = 1 << 18;
 /** Ids read back per pass-2 read. */
 const READ_IDS = 1 << 20;
 const TEST_QA_FILE = 'test.qa.txt';
@@ -78,7 +85,10 @@ export function assignSplits(pairs: number, trainSplit: number, testSplit: numbe
   return split;
 }
 
-/** Packs one split's pairs into rows and writes them to its .npy file(s). */
+/**
+ * Packs one split's pairs into rows and writes them to its .npy file(s). `continuous` (plain text): the
+ * documents back to back, a document continuing into the next row; only the last row is padded.
+ */
 class SplitPacker {
   readonly info: SplitInfo = { files: [], rows: 0, pairs: 0, tokens: 0, splitPairs: 0 };
   private readonly row: Uint16Array | Int32Array;
@@ -91,7 +101,7 @@ class SplitPacker {
   constructor(
     private readonly name: SplitName,
     private readonly scratch: string,
-    private readonly o: { seqLen: number; stride: number; pad: number; int32: boolean; shardSize?: number; mask: boolean },
+    private readonly o: { seqLen: number; stride: number; pad: number; int32: boolean; shardSize?: number; mask: boolean; continuous: boolean },
   ) {
     this.row = o.int32 ? new Int32Array(o.seqLen) : new Uint16Array(o.seqLen);
     this.row.fill(o.pad);
@@ -141,6 +151,7 @@ class SplitPacker {
   add(ids: Int32Array, answerStart: number): void {
     const { seqLen, stride } = this.o;
     this.info.pairs++;
+    if (this.o.continuous) return this.addContinuing(ids);
     if (ids.length <= seqLen) {
       if (this.fill + ids.length > seqLen) this.emit();
       this.put(ids, answerStart, 0, ids.length);
@@ -153,6 +164,20 @@ class SplitPacker {
       this.put(ids, answerStart, start, end);
       this.emit();
       if (end === ids.length) break;
+    }
+  }
+
+  /** A document from where the row stands, on into the next rows; one that does not end in its first row counts in splitPairs. */
+  private addContinuing(ids: Int32Array): void {
+    const { seqLen } = this.o;
+    for (let from = 0; from < ids.length; ) {
+      const to = Math.min(ids.length, from + seqLen - this.fill);
+      this.put(ids, ids.length, from, to);
+      if (this.fill === seqLen) {
+        this.emit();
+        if (from === 0 && to < ids.length) this.info.splitPairs++;
+      }
+      from = to;
     }
   }
 
@@ -214,12 +239,11 @@ class EncoderPool {
     return pool;
   }
 
-  encode(batch: number, pairs: QaPair[]): Promise<EncodeReply> {
+  encode(req: EncodeRequest): Promise<EncodeReply> {
     if (this.failure) return Promise.reject(this.failure);
     const w = this.workers[this.next++ % this.workers.length];
     return new Promise((resolve) => {
-      this.pending.set(batch, resolve);
-      const req: EncodeRequest = { batch, pairs };
+      this.pending.set(req.batch, resolve);
       w.postMessage(req);
     });
   }
@@ -232,8 +256,31 @@ class EncoderPool {
 function requireSpecials(tok: ModelInfo, modelPath: string): void {
   const { pad, bos, eos } = tok.specialIds;
   if (pad < 0 || bos < 0 || eos < 0) {
-    throw new UserError(`${modelPath}: the tokenizer has no ${pad < 0 ? '<pad>' : '<s>/</s>'} piece; train one on Q&A text with gptmed-train-tokenizer`);
+    throw new UserError(
+      `${modelPath}: the tokenizer has no ${pad < 0 ? '<pad>' : '<s>/</s>'} piece; train one on Q&A text with gptmed-train-tokenizer (plain text may be given beside it as another --input)`,
+    );
   }
+}
+
+/** The input as read: its format and the files it reads (a directory of documents: its .txt files). */
+interface InputSource {
+  format: 'qa' | 'text';
+  files: string[];
+}
+
+/** Resolve --input-format and check the input and the flags that depend on it; nothing is read yet. */
+function resolveSource(opts: TokenizeOptions): InputSource {
+  const format = resolveInputFormat(opts.input, opts.inputFormat ?? 'qa');
+  if (format === 'qa') {
+    if (fs.existsSync(opts.input) && fs.statSync(opts.input).isDirectory()) {
+      throw new UserError(`${opts.input}: is a directory; for a directory of .txt documents give --input-format text, for Q&A text give the file`);
+    }
+    checkTextFile(opts.input);
+    return { format, files: [opts.input] };
+  }
+  if (opts.maskPrompt) throw new UsageError(`--mask-prompt marks the answers of Q&A pairs, and plain text (${opts.input}) has none; leave --mask-prompt out, or give Q&A text`);
+  if (opts.stride !== undefined) throw new UsageError('--stride cuts Q&A pairs longer than a row into windows; plain-text documents are packed back to back, so leave --stride out');
+  return { format, files: textInputFiles(opts.input) };
 }
 
 export async function tokenizeDataset(opts: TokenizeOptions): Promise<ShardsMeta> {
@@ -248,7 +295,7 @@ export async function tokenizeDataset(opts: TokenizeOptions): Promise<ShardsMeta
     shardSize: opts.shardSize,
   };
   checkOptions(o);
-  checkTextFile(opts.input);
+  const source = resolveSource(opts);
   checkOutput(opts.outputDir, opts.force ?? false, '--output-dir', 'directory');
   // The workers load the model into SentencePiece; here its facts are enough.
   const tok = inspectModel(opts.tokenizer);
@@ -259,13 +306,14 @@ export async function tokenizeDataset(opts: TokenizeOptions): Promise<ShardsMeta
   const starting = EncoderPool.start(path.resolve(opts.tokenizer), workerCount);
   starting.catch(() => undefined);
   try {
-    return await tokenizeWith(starting, workerCount, tok, o, opts, warn);
+    return await tokenizeWith(starting, workerCount, tok, o, source, opts, warn);
   } finally {
     await starting.then((p) => p.close(), () => undefined);
   }
 }
 
 interface EncodedFile {
+  /** Pairs, or documents. */
   pairs: number;
   malformed: number;
   /** Token count of each pair, bos and eos included. */
@@ -273,13 +321,48 @@ interface EncodedFile {
   answerStarts: Int32Array;
 }
 
-/** Pass 1: encode every pair of `input` on the pool, appending the ids (int32) to `idsFile` in file order. */
-async function encodeToFile(starting: Promise<EncoderPool>, workerCount: number, input: string, idsFile: string, progress: Progress): Promise<EncodedFile> {
+/** What the reading of the input has counted so far. */
+interface ReadCounts {
+  malformed: number;
+  bytesRead: number;
+}
+
+type EncodeBatch = { pairs: QaPair[] } | { documents: string[] };
+
+/** The input's pairs or documents in batches for the workers, in file order. */
+async function* inputBatches(input: string, source: InputSource, counts: ReadCounts): AsyncGenerator<EncodeBatch> {
+  const onRead = (bytes: number): void => void (counts.bytesRead = bytes);
+  if (source.format === 'qa') {
+    let batch: QaPair[] = [];
+    for await (const pair of readQaFile(input, { onMalformed: () => void counts.malformed++, onRead })) {
+      batch.push(pair);
+      if (batch.length === BATCH_PAIRS) {
+        yield { pairs: batch };
+        batch = [];
+      }
+    }
+    if (batch.length > 0) yield { pairs: batch };
+    return;
+  }
+  let batch: string[] = [];
+  let chars = 0;
+  for await (const doc of readDocuments(input, source.files, onRead)) {
+    batch.push(doc);
+    chars += doc.length;
+    if (batch.length === BATCH_PAIRS || chars >= BATCH_CHARS) {
+      yield { documents: batch };
+      batch = [];
+      chars = 0;
+    }
+  }
+  if (batch.length > 0) yield { documents: batch };
+}
+
+/** Pass 1: encode every batch on the pool, appending the ids (int32) to `idsFile` in file order. */
+async function encodeToFile(starting: Promise<EncoderPool>, workerCount: number, batches: AsyncIterable<EncodeBatch>, counts: ReadCounts, idsFile: string, progress: Progress): Promise<EncodedFile> {
   // Per-pair counts, as the pairs come (the count is known only at the end).
   const lengths = new Int32List();
   const answerStarts = new Int32List();
-  let malformed = 0;
-  let bytesRead = 0;
   const fd = fs.openSync(idsFile, 'w');
   try {
     // Batches in flight, resolved in order; bounded so memory stays flat on any input size.
@@ -289,32 +372,23 @@ async function encodeToFile(starting: Promise<EncoderPool>, workerCount: number,
       fs.writeSync(fd, new Uint8Array(r.ids.buffer, r.ids.byteOffset, r.ids.byteLength));
       lengths.push(r.lengths);
       answerStarts.push(r.answerStarts);
-      progress.update(bytesRead);
+      progress.update(counts.bytesRead);
     };
-    let batch: QaPair[] = [];
     let batchNo = 0;
-    const submit = async (): Promise<void> => {
-      const [n, pairs] = [batchNo++, batch];
+    for await (const batch of batches) {
+      const req: EncodeRequest = { batch: batchNo++, ...batch };
       // Callbacks on one promise run in the order they were added: batches reach the workers in order.
-      const reply = starting.then((pool) => pool.encode(n, pairs));
+      const reply = starting.then((pool) => pool.encode(req));
       // drainOne rethrows the first failure; the batches behind it must not count as unhandled rejections too.
       reply.catch(() => undefined);
       inFlight.push(reply);
-      batch = [];
       if (inFlight.length >= workerCount * 4) await drainOne();
-    };
-    const onMalformed = (): void => void malformed++;
-    const onRead = (bytes: number): void => void (bytesRead = bytes);
-    for await (const pair of readQaFile(input, { onMalformed, onRead })) {
-      batch.push(pair);
-      if (batch.length === BATCH_PAIRS) await submit();
     }
-    if (batch.length > 0) await submit();
     while (inFlight.length > 0) await drainOne();
   } finally {
     fs.closeSync(fd);
   }
-  return { pairs: lengths.length, malformed, lengths: lengths.view(), answerStarts: answerStarts.view() };
+  return { pairs: lengths.length, malformed: counts.malformed, lengths: lengths.view(), answerStarts: answerStarts.view() };
 }
 
 /** Pass 2: hand each pair's ids from `idsFile`, in order, to `take`. */
@@ -365,38 +439,55 @@ async function writeTestPairs(input: string, splitOf: Uint8Array, file: string):
   }
 }
 
+/** Pass 1 over the input, with its progress and its one-line refusals: no pairs (or documents) at all. */
+async function encodeInput(starting: Promise<EncoderPool>, workerCount: number, source: InputSource, opts: TokenizeOptions, idsFile: string, warn: (message: string) => void): Promise<EncodedFile> {
+  const total = source.files.reduce((n, f) => n + fs.statSync(f).size, 0);
+  const progress = new Progress({ label: 'tokenize', total, unit: 'MB', scale: 1e6, quiet: opts.quiet });
+  const counts: ReadCounts = { malformed: 0, bytesRead: 0 };
+  const encoded = await encodeToFile(starting, workerCount, inputBatches(opts.input, source, counts), counts, idsFile, progress);
+  progress.finish();
+  if (encoded.pairs === 0 && source.format === 'text') throw new UserError(`${opts.input}: no documents found (the text is empty or only blank lines); give plain text`);
+  if (encoded.pairs === 0) {
+    throw new UserError(`${opts.input}: no Q&A pairs found; give Q&A text (Q: ... / A: ... blocks), see gptmed-convert, or for plain text --input-format text`);
+  }
+  if (encoded.malformed > 0) warn(`${opts.input}: ${encoded.malformed} malformed Q&A block(s) skipped (gptmed-convert --strict shows where)`);
+  return encoded;
+}
+
+/** The split of each pair (document), refused in one line when a split would be empty. */
+function splitItems(count: number, o: { trainSplit: number; testSplit: number; seed: number }, input: string, format: 'qa' | 'text'): Uint8Array {
+  const splitOf = assignSplits(count, o.trainSplit, o.testSplit, o.seed);
+  const counts = [0, 0, 0];
+  for (const s of splitOf) counts[s]++;
+  if (counts[0] === 0 || counts[1] === 0 || (o.testSplit > 0 && counts[2] === 0)) {
+    const noun = format === 'qa' ? 'pair' : 'document';
+    throw new UserError(`${input}: ${count} ${noun}(s) are too few to split (train ${counts[0]}, val ${counts[1]}, test ${counts[2]}); add ${noun}s or change --train-split/--test-split`);
+  }
+  return splitOf;
+}
+
 async function tokenizeWith(
   starting: Promise<EncoderPool>,
   workerCount: number,
   tok: ModelInfo,
   o: { maxLength: number; trainSplit: number; testSplit: number; stride: number; seed: number; shardSize?: number },
+  source: InputSource,
   opts: TokenizeOptions,
   warn: (message: string) => void,
 ): Promise<ShardsMeta> {
-  const maxLength = o.maxLength;
   const scratch = tempPathFor(path.resolve(opts.outputDir));
   fs.mkdirSync(scratch, { recursive: true });
   const idsFile = path.join(scratch, 'pairs.ids');
   const names: SplitName[] = o.testSplit > 0 ? ['train', 'val', 'test'] : ['train', 'val'];
-  const int32 = tok.vocabSize > 65536;
-  const packers = names.map(
-    (name) => new SplitPacker(name, scratch, { seqLen: maxLength, stride: o.stride, pad: tok.specialIds.pad, int32, shardSize: o.shardSize, mask: opts.maskPrompt ?? false }),
-  );
+  const packing = { seqLen: o.maxLength, stride: o.stride, pad: tok.specialIds.pad, int32: tok.vocabSize > 65536, shardSize: o.shardSize, mask: opts.maskPrompt ?? false };
+  const packers = names.map((name) => new SplitPacker(name, scratch, { ...packing, continuous: source.format === 'text' }));
   try {
-    const progress = new Progress({ label: 'tokenize', total: fs.statSync(opts.input).size, unit: 'MB', scale: 1e6, quiet: opts.quiet });
-    const { pairs, malformed, lengths, answerStarts } = await encodeToFile(starting, workerCount, opts.input, idsFile, progress);
-    progress.finish();
-    if (pairs === 0) throw new UserError(`${opts.input}: no Q&A pairs found; give Q&A text (Q: ... / A: ... blocks), see gptmed-convert`);
-    if (malformed > 0) warn(`${opts.input}: ${malformed} malformed Q&A block(s) skipped (gptmed-convert --strict shows where)`);
-    const splitOf = assignSplits(pairs, o.trainSplit, o.testSplit, o.seed);
-    const counts = [0, 0, 0];
-    for (const s of splitOf) counts[s]++;
-    if (counts[0] === 0 || counts[1] === 0 || (o.testSplit > 0 && counts[2] === 0)) {
-      throw new UserError(`${opts.input}: ${pairs} pair(s) are too few to split (train ${counts[0]}, val ${counts[1]}, test ${counts[2]}); add pairs or change --train-split/--test-split`);
-    }
+    const { pairs, lengths, answerStarts } = await encodeInput(starting, workerCount, source, opts, idsFile, warn);
+    const splitOf = splitItems(pairs, o, opts.input, source.format);
     readPairIds(idsFile, lengths, (i, ids) => packers[splitOf[i]].add(ids, answerStarts[i]));
     fs.rmSync(idsFile);
-    if (names.includes('test')) await writeTestPairs(opts.input, splitOf, path.join(scratch, TEST_QA_FILE));
+    const qaTest = names.includes('test') && source.format === 'qa';
+    if (qaTest) await writeTestPairs(opts.input, splitOf, path.join(scratch, TEST_QA_FILE));
 
     const splits = {} as ShardsMeta['splits'];
     const writers: Array<[NpyRowWriter, string]> = [];
@@ -404,31 +495,11 @@ async function tokenizeWith(
       writers.push(...p.finish());
       splits[names[k]] = p.info;
     });
-    const totalRows = packers.reduce((n, p) => n + p.info.rows, 0);
-    const totalTokens = packers.reduce((n, p) => n + p.info.tokens, 0);
-    const meta: ShardsMeta = {
-      format: 'gptmed-shards',
-      version: 1,
-      seqLen: maxLength,
-      dtype: int32 ? 'int32' : 'uint16',
-      vocabSize: tok.vocabSize,
-      specialIds: tok.specialIds,
-      tokenizer: { file: path.resolve(opts.tokenizer), sha256: tok.sha256 },
-      source: { file: path.resolve(opts.input), sha256: sha256File(opts.input) },
-      splits,
-      seed: o.seed,
-      trainSplit: o.trainSplit,
-      testSplit: o.testSplit,
-      stride: o.stride,
-      promptMasked: opts.maskPrompt ?? false,
-      pairs,
-      pairTokens: lengthStats(lengths),
-      packingEfficiency: Math.round((totalTokens / (totalRows * maxLength)) * 10000) / 10000,
-    };
-    if (splits.test) splits.test.qaFile = TEST_QA_FILE;
+    if (qaTest) splits.test!.qaFile = TEST_QA_FILE;
+    const meta = shardsMeta(tok, o, source, opts, splits, { pairs, lengths });
     writeDirAtomic(opts.outputDir, (dir) => {
       for (const [w, file] of writers) w.commitTo(path.join(dir, file));
-      if (splits.test) fs.renameSync(path.join(scratch, TEST_QA_FILE), path.join(dir, TEST_QA_FILE));
+      if (qaTest) fs.renameSync(path.join(scratch, TEST_QA_FILE), path.join(dir, TEST_QA_FILE));
       writeFileAtomic(path.join(dir, META_FILE), `${JSON.stringify(meta, null, 2)}\n`);
     });
     return meta;
@@ -439,4 +510,38 @@ async function tokenizeWith(
   } finally {
     fs.rmSync(scratch, { recursive: true, force: true });
   }
+}
+
+/** meta.json's description of the shards written. */
+function shardsMeta(
+  tok: ModelInfo,
+  o: { maxLength: number; trainSplit: number; testSplit: number; stride: number; seed: number },
+  source: InputSource,
+  opts: TokenizeOptions,
+  splits: ShardsMeta['splits'],
+  items: { pairs: number; lengths: Int32Array },
+): ShardsMeta {
+  const all = Object.values(splits);
+  const totalRows = all.reduce((n, s) => n + s.rows, 0);
+  const totalTokens = all.reduce((n, s) => n + s.tokens, 0);
+  return {
+    format: 'gptmed-shards',
+    version: 1,
+    seqLen: o.maxLength,
+    dtype: tok.vocabSize > 65536 ? 'int32' : 'uint16',
+    vocabSize: tok.vocabSize,
+    specialIds: tok.specialIds,
+    tokenizer: { file: path.resolve(opts.tokenizer), sha256: tok.sha256 },
+    source: { file: path.resolve(opts.input), sha256: source.format === 'qa' ? sha256File(opts.input) : textInputHash(opts.input, source.files) },
+    inputFormat: source.format,
+    splits,
+    seed: o.seed,
+    trainSplit: o.trainSplit,
+    testSplit: o.testSplit,
+    stride: o.stride,
+    promptMasked: opts.maskPrompt ?? false,
+    pairs: items.pairs,
+    pairTokens: lengthStats(items.lengths),
+    packingEfficiency: Math.round((totalTokens / (totalRows * o.maxLength)) * 10000) / 10000,
+  };
 }

@@ -109,3 +109,24 @@ test('no rule of SentencePiece\'s nmt_nfkc table reads a space or a newline past
   assert.ok(keys > 5000, `walked ${keys} rules`);
   assert.deepEqual(crossing, []);
 });
+
+test('encodeDocuments gives [bos, ...encode(text), eos] per document, word by word or whole, newlines and indentation kept', async () => {
+  const prefix = path.join(dir, 'documents');
+  const speeches = path.join(dir, 'speeches.txt');
+  const sotu = fs.readFileSync(path.join(referenceDir, 'sotu-1mb.txt'), 'utf8');
+  fs.writeFileSync(speeches, sotu.slice(0, sotu.indexOf('\n', 100_000) + 1));
+  await trainTokenizer({ input: [qaFiles[1], speeches], outputPrefix: prefix, vocabSize: 1200, quiet: true });
+  const tok = await loadTokenizer(`${prefix}.model`);
+  const newlineId = wordSplitNewlineId(tok.model);
+  assert.equal(newlineId, 4);
+  const docs = [...sotu.slice(0, 300_000).split('\n').filter((l) => l.trim() !== ''), 'Line one.\n\n    indented()\nQ: not a pair', 'x'];
+  const { bos, eos } = tok.specialIds;
+  const want = docs.map((d) => [bos, ...tok.encode(d), eos].join(' '));
+  for (const encoder of [new PairEncoder(tok, newlineId), new PairEncoder(tok, newlineId, 64), new PairEncoder(tok, null)]) {
+    const got = encoder.encodeDocuments(docs);
+    let at = 0;
+    const each = Array.from(got.lengths, (n) => Array.from(got.ids.subarray(at, (at += n))).join(' '));
+    assert.deepEqual(each, want);
+    assert.deepEqual(Array.from(got.answerStarts), Array.from(got.lengths, (n) => n - 1));
+  }
+});
