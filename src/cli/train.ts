@@ -53,6 +53,7 @@ export const trainCommand = defineCommand({
       resume: args.resume as boolean | undefined,
       resumeFrom: args.resumeFrom as string | undefined,
       force: args.force as boolean | undefined,
+      quiet: args.quiet as boolean | undefined,
       log: args.quiet ? () => {} : (line) => process.stderr.write(`${line}\n`),
     });
     const best =

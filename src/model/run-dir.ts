@@ -202,9 +202,13 @@ function runEntries(runDir: string): string[] {
 
 /** A new run must not overwrite one already in `runDir` unless `force`. Checked before any work starts. */
 export function refuseExistingRun(runDir: string, force: boolean): void {
-  if (runEntries(runDir).length > 0 && !force) {
-    throw new UserError(`${runDir} already holds a training run; continue it with --resume, choose another --checkpoint-dir, or pass --force to start over`);
+  const entries = runEntries(runDir);
+  if (entries.length === 0 || force) return;
+  if (entries.length === 1 && entries[0] === runConfigFile) {
+    // A settings file kept where its run will go: the run would replace it with its resolved settings.
+    throw new UserError(`${path.join(runDir, runConfigFile)}: a run's settings file is already there; choose another --checkpoint-dir, or pass --force to replace it with this run's`);
   }
+  throw new UserError(`${runDir} already holds a training run; continue it with --resume, choose another --checkpoint-dir, or pass --force to start over`);
 }
 
 /** Where a new run keeps the run it replaces (--force) until its own first checkpoint. */

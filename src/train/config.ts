@@ -149,7 +149,7 @@ export function resolveTrainConfig(src: TrainConfigSources): TrainConfig {
   const fromFile = src.configFile ? readTrainConfigFile(src.configFile) : {};
   const given = pickSettings<TrainConfig>(trainSettings, src.given);
   const merged = { ...defaults, ...saved, ...fromFile, ...(src.quickTest ? quickTest : {}), ...given };
-  return validateTrainConfig(merged, Object.keys(given).length ? 'training settings' : configPath('train.json'), new Set(Object.keys(given)));
+  return validateTrainConfig(merged, Object.keys(given).length ? 'training settings' : (src.configFile ?? configPath('train.json')), new Set(Object.keys(given)));
 }
 
 /** The config as plain JSON, for the checkpoint manifest. */

@@ -88,6 +88,9 @@ describe('gptmed-train --config: any training setting and model field', () => {
     assert.throws(() => resolveTrainConfig({ configFile: file, given: {} }), (e: unknown) => e instanceof UserError && /^\S*bad\.json: unknown key "learningRat"; known: modelSize, /.test(e.message));
     fs.writeFileSync(file, JSON.stringify({ batchSize: 0 }));
     assert.throws(() => resolveTrainConfig({ configFile: file, given: {} }), (e: unknown) => e instanceof SettingError && !e.given && e.exitCode === 1 && e.message === `${file}: batchSize must be a positive integer (got 0)`);
+    // A rule across settings (minLr <= learningRate) broken by the file's value names the file too.
+    fs.writeFileSync(file, JSON.stringify({ learningRate: 0.000001 }));
+    assert.throws(() => resolveTrainConfig({ configFile: file, given: {} }), (e: unknown) => e instanceof UserError && e.message.startsWith(`${file}: minLr must be at most learningRate`));
     fs.writeFileSync(file, JSON.stringify({ dropout: 1.5 }));
     assert.throws(() => resolveModelConfig({ modelSize: 'tiny', configFile: file, vocabSize: 300 }), /bad\.json: dropout must be in \[0, 1\) \(got 1\.5\)/);
   });

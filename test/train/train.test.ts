@@ -71,6 +71,25 @@ describe('gptmed-train', () => {
     assert.equal(again.stderr.trim().split('\n').length, 1, again.stderr);
   });
 
+  it('--quiet prints no progress, only the summary', () => {
+    const r = train([...runFlags(shards, path.join(work, 'quiet'), { 'max-steps': 3, 'eval-interval': 2 }), '--quiet']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stderr, '');
+    assert.match(r.stdout, /^trained to step 3: best val loss/);
+  });
+
+  it('a settings file kept in the run directory it names is not taken for a run, nor overwritten without --force', () => {
+    const dir = path.join(work, 'planned');
+    fs.mkdirSync(dir);
+    const file = path.join(dir, 'config.json');
+    const mine = `${JSON.stringify({ ...JSON.parse(fs.readFileSync(path.join(reference, 'config.json'), 'utf8')), checkpointDir: dir, maxSteps: 2 })}\n`;
+    fs.writeFileSync(file, mine);
+    const r = train(['--config', file]);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /planned\/config\.json: a run's settings file is already there; choose another --checkpoint-dir, or pass --force/);
+    assert.equal(fs.readFileSync(file, 'utf8'), mine);
+  });
+
   it('keeps the number of live tensors flat over steps', () => {
     const counts = metrics(reference).filter((m) => m.type === 'train').map((m) => m.tensors as number);
     assert.equal(counts.length, 16);
