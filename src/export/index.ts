@@ -29,6 +29,11 @@ export interface ExportOptions {
   dtype?: ExportDtype;
   /** Replace an existing output. */
   force?: boolean;
+  /**
+   * Merge a LoRA run's adapters into its base's weights (W + alpha/r A B): what every export of a LoRA run
+   * does; the flag says so explicitly, and is only noted for a run without adapters.
+   */
+  merge?: boolean;
 }
 
 export interface ExportResult {
@@ -67,6 +72,13 @@ function exportNotes(src: ExportSource, format: ExportFormat): string[] {
   ];
 }
 
+/** What an export of a LoRA run (or --merge) wrote. */
+function mergeNotes(src: ExportSource, merge: boolean): string[] {
+  const lora = src.manifest.lora;
+  if (lora) return [`LoRA run: adapters (rank ${lora.rank}, alpha ${lora.alpha}, ${lora.targets.join(',')}) merged into the weights of its base ${lora.base.path}`];
+  return merge ? [`--merge: ${src.stepDir} is not a LoRA run (no adapters to merge); its weights are exported as they are`] : [];
+}
+
 /** Export one checkpoint; the output is written atomically (a temporary, then a rename). */
 export function exportModel(opts: ExportOptions): ExportResult {
   const format = checkChoice('format', opts.format, exportFormats);
@@ -75,5 +87,5 @@ export function exportModel(opts: ExportOptions): ExportResult {
   const src = readExportSource(opts.checkpoint);
   if (format === 'gguf') writeFileAtomic(opts.output, ggufFile(src, dtype));
   else writeDirAtomic(opts.output, (dir) => writeHfFiles(src, dtype, dir));
-  return { output: opts.output, format, dtype, stepDir: src.stepDir, bytes: sizeOf(opts.output), notes: exportNotes(src, format) };
+  return { output: opts.output, format, dtype, stepDir: src.stepDir, bytes: sizeOf(opts.output), notes: [...mergeNotes(src, opts.merge ?? false), ...exportNotes(src, format)] };
 }

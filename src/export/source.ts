@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import { UserError } from '../common/errors.js';
 import { sha256 } from '../common/hash.js';
-import { readManifest, readTensors, type CheckpointManifest } from '../model/checkpoint.js';
+import { checkpointWeights, readManifest, type CheckpointManifest } from '../model/checkpoint.js';
 import { checkpointTokenizerPath, resolveCheckpoint } from '../model/run-dir.js';
 import type { ModelProto } from '../tokenizer/model-proto.js';
 import { parseModelFile } from '../tokenizer/tokenizer.js';
@@ -14,7 +14,7 @@ export interface ExportSource {
   /** The step directory the weights come from. */
   stepDir: string;
   manifest: CheckpointManifest;
-  /** gptmed's parameters by name (parameterSpecs order and shapes). */
+  /** gptmed's parameters by name (parameterSpecs order and shapes); a LoRA run's merged. */
   weights: Map<string, Float32Array>;
   tokenizerPath: string;
   /** The tokenizer's .model bytes, as trained (exports copy them unchanged). */
@@ -26,7 +26,8 @@ export interface ExportSource {
 export function readExportSource(checkpoint: string, flag = '--checkpoint'): ExportSource {
   const stepDir = resolveCheckpoint(checkpoint, 'best', flag);
   const manifest = readManifest(stepDir);
-  const weights = readTensors(stepDir, manifest.weights);
+  // A LoRA run's: the base's weights with the adapters merged.
+  const weights = checkpointWeights(stepDir, manifest);
   const tokenizerPath = checkpointTokenizerPath(stepDir, manifest);
   if (!tokenizerPath) throw new UserError(`${stepDir}: the tokenizer it was trained with, ${manifest.tokenizer.file}, is missing; the model cannot be exported without it`);
   const tokenizerBytes = new Uint8Array(fs.readFileSync(tokenizerPath));

@@ -5,6 +5,9 @@
  *   <step dir>/manifest.json   what is saved, configs, tokenizer hash, training state
  *   <step dir>/weights.bin     model parameters, float32 little-endian, in parameterSpecs order
  *   <step dir>/optimizer.bin   optimizer moments, same layout (absent in weights-only exports)
+ * A LoRA run's step directory holds only the adapters (weights.bin, in adapterSpecs order) and their
+ * optimizer moments; its manifest's `lora` names the base checkpoint (path, step, sha256 of its weights.bin),
+ * which is read, checked and merged in wherever the model is loaded (checkpointWeights).
  * A step directory is written to a temporary sibling and renamed, so a kill at
  * any moment leaves the old one or the new one whole.
  */
@@ -12,10 +15,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeDirAtomic } from '../common/atomic.js';
 import { UserError } from '../common/errors.js';
-import { sha256 } from '../common/hash.js';
+import { sha256, sha256File } from '../common/hash.js';
 import type { ShardsMeta } from '../dataset/shards.js';
 import { validateModelConfig, type ModelConfig } from './config.js';
-import { GPT } from './gpt.js';
+import { countParameters, GPT } from './gpt.js';
+import { mergeAdapters, type LoraRecord } from './lora.js';
 
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
 export type JsonObject = { [key: string]: JsonValue };
@@ -91,6 +95,8 @@ export interface CheckpointManifest {
   trainState: TrainState;
   /** The checkpoint the run started from (absent: random weights, or written before runs recorded it). */
   initFrom?: InitFrom;
+  /** A LoRA run: its adapters' config and the base checkpoint they adapt (weights.bin then holds only the adapters). */
+  lora?: LoraRecord;
   /** The tfjs backend that wrote it. */
   backend: string;
   createdAt: string;
@@ -123,10 +129,10 @@ function packTensors(file: string, arrays: readonly NamedArray[]): { info: Tenso
 /** What the writer of a checkpoint says; the rest of the manifest is computed. */
 export type ManifestFields = Omit<CheckpointManifest, 'format' | 'version' | 'weights' | 'optimizer' | 'createdAt' | 'parameterCount' | 'modelConfig'>;
 
-/** The model's parameters as named arrays, in parameterSpecs order. */
+/** The model's parameters as named arrays, in parameterSpecs order; a model with LoRA adapters: the adapters only. */
 export async function modelArrays(model: GPT): Promise<NamedArray[]> {
   const weights: NamedArray[] = [];
-  for (const p of model.parameters()) {
+  for (const p of model.lora ? model.adapterParameters() : model.parameters()) {
     weights.push({ name: p.name, shape: p.shape, data: (await p.variable.data()) as Float32Array });
   }
   return weights;
@@ -148,7 +154,8 @@ export function writeCheckpoint(
     format: 'gptmed-checkpoint',
     version: 1,
     ...fields,
-    parameterCount: weights.reduce((n, a) => n + a.data.length, 0),
+    // The model's: a LoRA run's weights.bin holds only its adapters.
+    parameterCount: fields.lora ? countParameters(fields.modelConfig) : weights.reduce((n, a) => n + a.data.length, 0),
     createdAt: new Date().toISOString(),
     weights: w.info,
     optimizer: o?.info ?? null,
@@ -192,7 +199,35 @@ export function readTensors(stepDir: string, info: TensorFileInfo): Map<string, 
   return out;
 }
 
-/** Rebuild the model stored in a step directory. */
+/**
+ * The base checkpoint of a LoRA run (`stepDir` names the run's step directory, for messages): its manifest and
+ * its weights (merged, if it is a LoRA run too), after checking that its weights.bin is the one the run was
+ * trained on.
+ */
+export function readLoraBase(record: LoraRecord, stepDir: string): { manifest: CheckpointManifest; weights: Map<string, Float32Array> } {
+  const dir = record.base.path;
+  const what = `the base checkpoint of the LoRA run ${stepDir}`;
+  if (!fs.existsSync(path.join(dir, manifestFile))) throw new UserError(`${dir}: ${what} is missing; restore it there (a LoRA run holds only its adapters)`);
+  const manifest = readManifest(dir);
+  const file = path.join(dir, manifest.weights.file);
+  const now = fs.existsSync(file) ? sha256File(file) : null;
+  if (now !== record.base.sha256) {
+    throw new UserError(
+      `${dir}: ${what} has changed since (weights.bin sha256 ${now ? now.slice(0, 12) : 'missing'}, the run was trained on ${record.base.sha256.slice(0, 12)}); restore the original`,
+    );
+  }
+  return { manifest, weights: checkpointWeights(dir, manifest) };
+}
+
+/** The model's weights a step directory holds: its weights.bin, or for a LoRA run its base's with the adapters merged. */
+export function checkpointWeights(stepDir: string, manifest: CheckpointManifest): Map<string, Float32Array> {
+  const own = readTensors(stepDir, manifest.weights);
+  if (!manifest.lora) return own;
+  const base = readLoraBase(manifest.lora, stepDir);
+  return mergeAdapters(base.weights, own, manifest.modelConfig, manifest.lora, path.join(stepDir, manifest.weights.file));
+}
+
+/** Rebuild the model stored in a step directory (a LoRA run's: the base with its adapters merged). */
 export function modelFromCheckpoint(stepDir: string, manifest: CheckpointManifest): GPT {
-  return new GPT(manifest.modelConfig, { weights: readTensors(stepDir, manifest.weights) });
+  return new GPT(manifest.modelConfig, { weights: checkpointWeights(stepDir, manifest) });
 }

@@ -9,11 +9,16 @@
  * variance does not grow with depth. Biases 0, LayerNorm gains 1.
  *
  * Linear weights are stored [in, out] so the forward product needs no transpose.
+ *
+ * With LoRA adapters (src/model/lora.ts) on a linear layer (the base weights frozen, only A and B train):
+ *   y = x @ W + b + (alpha / r) * (loraDropout(x) @ A) @ B      A [in, r] Normal(0, 1/r), B [r, out] zeros
+ * so a model with fresh adapters computes exactly what the base does. Without adapters nothing changes.
  */
 import * as tf from '@tensorflow/tfjs';
 import seedrandom from 'seedrandom';
 import { UserError } from '../common/errors.js';
 import type { ModelConfig } from './config.js';
+import { adapterSpecs, loraScale, type LoraConfig, type LoraTarget } from './lora.js';
 
 const initStd = 0.02;
 const layerNormEps = 1e-5;
@@ -115,6 +120,14 @@ export interface GPTOptions {
   seed?: number;
   /** Weights to start from instead of a random init (name -> values, as parameterSpecs orders them). */
   weights?: ReadonlyMap<string, Float32Array>;
+  /** LoRA adapters on the frozen weights: fresh (seeded by `seed`) or `weights` (adapterSpecs names). */
+  lora?: { config: LoraConfig; weights?: ReadonlyMap<string, Float32Array> };
+}
+
+interface Adapter {
+  a: tf.Variable;
+  b: tf.Variable;
+  scale: number;
 }
 
 interface Block {
@@ -124,7 +137,11 @@ interface Block {
   ln2: [tf.Variable, tf.Variable];
   fc: [tf.Variable, tf.Variable];
   mlpProj: [tf.Variable, tf.Variable];
+  /** The block's adapters, by target (none without LoRA). */
+  lora: Partial<Record<LoraTarget, Adapter>>;
 }
+
+type Dropout = (t: tf.Tensor) => tf.Tensor;
 
 export class GPT {
   readonly config: ModelConfig;
@@ -133,6 +150,9 @@ export class GPT {
   private readonly wpe: tf.Variable;
   private readonly blocks: Block[];
   private readonly lnF: [tf.Variable, tf.Variable];
+  /** The LoRA adapters (empty without LoRA), in adapterSpecs order, and their config. */
+  private readonly adapters: Parameter[];
+  readonly lora: LoraConfig | null;
   /** Dropout seeds for calls that give none. */
   private unseededDropoutCalls = 0;
 
@@ -144,9 +164,7 @@ export class GPT {
       const given = opts.weights?.get(spec.name);
       let init: tf.Tensor;
       if (given) {
-        const size = spec.shape.reduce((a, b) => a * b, 1);
-        if (given.length !== size) throw new UserError(`weights for ${spec.name}: ${given.length} values, expected ${size} (shape ${spec.shape.join('x')})`);
-        init = tf.tensor(given, spec.shape, 'float32');
+        init = givenTensor(spec.name, spec.shape, given);
       } else if (opts.weights) {
         throw new UserError(`weights: parameter ${spec.name} is missing`);
       } else if (spec.init === 'zeros') {
@@ -157,10 +175,10 @@ export class GPT {
         // One derived seed per parameter: the init does not depend on the order tensors are created in.
         init = tf.randomNormal(spec.shape, 0, spec.init === 'normal' ? initStd : residualStd, 'float32', seed * 1000 + i);
       }
-      const variable = tf.variable(init, true);
-      init.dispose();
-      return { ...spec, variable };
+      return { ...spec, variable: toVariable(init) };
     });
+    this.lora = opts.lora ? { ...opts.lora.config, targets: [...opts.lora.config.targets] } : null;
+    this.adapters = this.lora ? makeAdapters(config, this.lora, opts.lora?.weights, seed) : [];
     const p = new Map(this.params.map((x) => [x.name, x.variable]));
     const get = (name: string): tf.Variable => p.get(name)!;
     const pair = (name: string, a: string, b: string): [tf.Variable, tf.Variable] => [get(`${name}.${a}`), get(`${name}.${b}`)];
@@ -173,13 +191,24 @@ export class GPT {
       ln2: pair(`h.${i}.ln2`, 'gamma', 'beta'),
       fc: pair(`h.${i}.mlp.fc`, 'weight', 'bias'),
       mlpProj: pair(`h.${i}.mlp.proj`, 'weight', 'bias'),
+      lora: this.blockAdapters(i),
     }));
     this.lnF = pair('lnF', 'gamma', 'beta');
   }
 
-  /** All parameters in the fixed order of parameterSpecs. */
+  /** All parameters in the fixed order of parameterSpecs (the base weights of a model with adapters). */
   parameters(): readonly Parameter[] {
     return this.params;
+  }
+
+  /** The LoRA adapters in adapterSpecs order (none without LoRA). */
+  adapterParameters(): readonly Parameter[] {
+    return this.adapters;
+  }
+
+  /** What training updates: the adapters of a model with LoRA (the base is frozen), else every parameter. */
+  trainableParameters(): readonly Parameter[] {
+    return this.lora ? this.adapters : this.params;
   }
 
   countParameters(): number {
@@ -201,6 +230,7 @@ export class GPT {
     }
     if (cache && cache.batch !== B) throw new UserError(`KV cache was made for batch ${cache.batch}, got batch ${B}`);
     const dropout = this.dropoutFn(opts);
+    const loraDropout = this.lora ? this.dropoutFn(opts, this.lora.dropout, 'lora') : (t: tf.Tensor) => t;
 
     const logits = tf.tidy(() => {
       const positions = tf.range(past, past + T, 1, 'int32');
@@ -208,8 +238,8 @@ export class GPT {
       x = dropout(x) as tf.Tensor3D;
       const mask = causalMask(T, past);
       this.blocks.forEach((block, i) => {
-        x = tf.add(x, this.attention(layerNorm(x, block.ln1), block, mask, nHeads, dropout, cache, i));
-        x = tf.add(x, this.mlp(layerNorm(x, block.ln2), block, dropout));
+        x = tf.add(x, this.attention(layerNorm(x, block.ln1), block, mask, nHeads, { dropout, loraDropout }, cache, i));
+        x = tf.add(x, this.mlp(layerNorm(x, block.ln2), block, { dropout, loraDropout }));
       });
       x = layerNorm(x, this.lnF);
       return tf.matMul(x.reshape([B * T, dModel]), this.wte, false, true).reshape([B, T, vocabSize]) as tf.Tensor3D;
@@ -220,7 +250,16 @@ export class GPT {
 
   /** Release the weights. */
   dispose(): void {
-    for (const p of this.params) p.variable.dispose();
+    for (const p of [...this.params, ...this.adapters]) p.variable.dispose();
+  }
+
+  private blockAdapters(layer: number): Partial<Record<LoraTarget, Adapter>> {
+    if (!this.lora) return {};
+    const byName = new Map(this.adapters.map((p) => [p.name, p.variable]));
+    const scale = loraScale(this.lora);
+    return Object.fromEntries(
+      this.lora.targets.map((t) => [t, { a: byName.get(`h.${layer}.${t}.lora_a`)!, b: byName.get(`h.${layer}.${t}.lora_b`)!, scale }]),
+    ) as Partial<Record<LoraTarget, Adapter>>;
   }
 
   private attention(
@@ -228,13 +267,13 @@ export class GPT {
     block: Block,
     mask: tf.Tensor2D,
     nHeads: number,
-    dropout: (t: tf.Tensor) => tf.Tensor,
+    { dropout, loraDropout }: { dropout: Dropout; loraDropout: Dropout },
     cache: KVCache | undefined,
     layer: number,
   ): tf.Tensor3D {
     const [B, T, d] = x.shape;
     const headDim = d / nHeads;
-    const qkv = linear(x, block.qkv);
+    const qkv = linear(x, block.qkv, block.lora['attn.qkv'], loraDropout);
     const [q, k, v] = tf.split(qkv, 3, 2);
     // [B, T, d] -> [B, nHeads, T, headDim]
     const heads = (t: tf.Tensor): tf.Tensor4D => t.reshape([B, T, nHeads, headDim]).transpose([0, 2, 1, 3]);
@@ -254,22 +293,24 @@ export class GPT {
     const scores = tf.add(tf.mul(tf.matMul(heads(q), keys, false, true), 1 / Math.sqrt(headDim)), mask);
     const weights = dropout(tf.softmax(scores, -1));
     const y = tf.matMul(weights, values).transpose([0, 2, 1, 3]).reshape([B, T, d]) as tf.Tensor3D;
-    return dropout(linear(y, block.attnProj)) as tf.Tensor3D;
+    return dropout(linear(y, block.attnProj, block.lora['attn.proj'], loraDropout)) as tf.Tensor3D;
   }
 
-  private mlp(x: tf.Tensor3D, block: Block, dropout: (t: tf.Tensor) => tf.Tensor): tf.Tensor3D {
-    return dropout(linear(gelu(linear(x, block.fc)), block.mlpProj)) as tf.Tensor3D;
+  private mlp(x: tf.Tensor3D, block: Block, { dropout, loraDropout }: { dropout: Dropout; loraDropout: Dropout }): tf.Tensor3D {
+    const hidden = gelu(linear(x, block.fc, block.lora['mlp.fc'], loraDropout));
+    return dropout(linear(hidden, block.mlpProj, block.lora['mlp.proj'], loraDropout)) as tf.Tensor3D;
   }
 
   /**
    * Dropout for one forward call: every site's mask row r (along the batch axis) is drawn from its own
    * generator seeded by (call seed, site, dropoutRowOffset + r). The mask is made here, in one pass and
    * one tensor (tf.dropout makes five tensors of the input's size, and attention's are the step's largest).
+   * The adapters' dropout (`rate` and `kind` 'lora') draws its masks from sites of its own.
    */
-  private dropoutFn(opts: ForwardOptions): (t: tf.Tensor) => tf.Tensor {
-    const rate = this.config.dropout;
+  private dropoutFn(opts: ForwardOptions, rate = this.config.dropout, kind = ''): Dropout {
     if (!opts.training || rate === 0) return (t) => t;
-    const callSeed = opts.dropoutSeed ?? this.unseededDropoutCalls++;
+    const seed = opts.dropoutSeed ?? this.unseededDropoutCalls++;
+    const callSeed = kind ? `${seed}:${kind}` : seed;
     const rowOffset = opts.dropoutRowOffset ?? 0;
     const keepScale = 1 / (1 - rate);
     let site = 0;
@@ -287,11 +328,44 @@ export class GPT {
   }
 }
 
-/** x @ W + b over the last axis, as one 2-D product. */
-function linear(x: tf.Tensor3D, [weight, bias]: [tf.Variable, tf.Variable]): tf.Tensor3D {
+/** x @ W + b over the last axis, as one 2-D product; plus (alpha / r) * (loraDropout(x) @ A) @ B with an adapter. */
+function linear(x: tf.Tensor3D, [weight, bias]: [tf.Variable, tf.Variable], adapter?: Adapter, loraDropout?: Dropout): tf.Tensor3D {
   const [B, T, nIn] = x.shape;
   const nOut = weight.shape[1]!;
-  return tf.add(tf.matMul(x.reshape([B * T, nIn]), weight), bias).reshape([B, T, nOut]);
+  const flat = x.reshape([B * T, nIn]);
+  const y = tf.add(tf.matMul(flat, weight), bias);
+  if (!adapter) return y.reshape([B, T, nOut]);
+  const input = loraDropout ? (loraDropout(flat) as tf.Tensor2D) : flat;
+  const low = tf.matMul(tf.matMul(input, adapter.a), adapter.b);
+  return tf.add(y, tf.mul(low, adapter.scale)).reshape([B, T, nOut]);
+}
+
+/** A given parameter's values as a tensor of its shape. */
+function givenTensor(name: string, shape: number[], given: Float32Array): tf.Tensor {
+  const size = shape.reduce((a, b) => a * b, 1);
+  if (given.length !== size) throw new UserError(`weights for ${name}: ${given.length} values, expected ${size} (shape ${shape.join('x')})`);
+  return tf.tensor(given, shape, 'float32');
+}
+
+function toVariable(init: tf.Tensor): tf.Variable {
+  const variable = tf.variable(init, true);
+  init.dispose();
+  return variable;
+}
+
+/** The adapters of a model: `given` ones, else fresh (A Normal(0, 1/r) from a seed derived per tensor, B zeros). */
+function makeAdapters(config: ModelConfig, lora: LoraConfig, given: ReadonlyMap<string, Float32Array> | undefined, seed: number): Parameter[] {
+  return adapterSpecs(config, lora).map((spec, i) => {
+    const values = given?.get(spec.name);
+    if (given && !values) throw new UserError(`adapters: ${spec.name} is missing`);
+    const init = values
+      ? givenTensor(spec.name, spec.shape, values)
+      : spec.init === 'zeros'
+        ? tf.zeros(spec.shape)
+        : tf.randomNormal(spec.shape, 0, 1 / lora.rank, 'float32', seed * 1000 + 500 + i);
+    // Decoupled weight decay applies to both factors (as torch's AdamW over PEFT's trainable parameters).
+    return { name: spec.name, shape: spec.shape, init: spec.init === 'zeros' ? 'zeros' : 'normal', weightDecay: true, variable: toVariable(init) };
+  });
 }
 
 function layerNorm(x: tf.Tensor3D, [gamma, beta]: [tf.Variable, tf.Variable]): tf.Tensor3D {

@@ -9,6 +9,7 @@ import { checkSettings, pickSettings, readSettingsFile, SettingError, type Setti
 import { devices, type Device } from '../backend/index.js';
 import { modelShapeSettings, modelSizes, type ModelShape, type ModelSize } from '../model/config.js';
 import type { JsonObject } from '../model/checkpoint.js';
+import { loraTargetNames, parseLoraTargets, type LoraConfig } from '../model/lora.js';
 
 export interface TrainConfig {
   modelSize: ModelSize;
@@ -42,6 +43,14 @@ export interface TrainConfig {
   logInterval: number;
   /** Start a new run from this checkpoint's weights (null: random weights); resolved to its step directory. */
   initFrom: string | null;
+  /** LoRA: train rank-r adapters on the frozen weights of initFrom's checkpoint (null: full training). */
+  loraRank: number | null;
+  /** The adapters' scale is loraAlpha / loraRank. */
+  loraAlpha: number;
+  /** Dropout on the adapters' input while training. */
+  loraDropout: number;
+  /** The linear layers adapted, comma-separated (src/model/lora.ts loraTargetNames). */
+  loraTargets: string;
 }
 
 type QuickTest = Pick<TrainConfig, 'batchSize' | 'numEpochs' | 'maxSteps'>;
@@ -82,6 +91,10 @@ export const trainSettings: readonly Setting[] = [
     nullable: true,
     description: "Start a new run from this checkpoint's weights (a step-NNNNNN directory, or a run directory: its best, else latest); the model's shape comes from it",
   },
+  { name: 'loraRank', type: 'integer', min: 1, nullable: true, description: "LoRA: train rank-R adapters on --init-from's frozen weights (null: full training)" },
+  { name: 'loraAlpha', type: 'number', above: 0, description: 'LoRA: the adapters are scaled by alpha / rank' },
+  { name: 'loraDropout', type: 'number', min: 0, below: 1, description: "LoRA: dropout on the adapters' input while training" },
+  { name: 'loraTargets', type: 'string', description: 'LoRA: the linear layers adapted, comma-separated (the default names all there are)' },
 ];
 
 /** --quick-test: a source of settings (configs/train.json's quickTest), declared for the flag and the server. */
@@ -103,7 +116,19 @@ export function validateTrainConfig(c: TrainConfig, source: string, given: Reado
   if (c.minLr > c.learningRate) {
     throw new SettingError(source, 'minLr', `at most learningRate (${c.learningRate})`, c.minLr, given.has('minLr'));
   }
+  try {
+    parseLoraTargets(c.loraTargets, 'loraTargets');
+  } catch {
+    const rule = `a comma-separated list of ${loraTargetNames.join(', ')} (each once)`;
+    throw new SettingError(source, 'loraTargets', rule, c.loraTargets, given.has('loraTargets'));
+  }
   return c;
+}
+
+/** The LoRA settings a run was given, as the adapters' config (null: full training). */
+export function loraConfigOf(c: TrainConfig): LoraConfig | null {
+  if (c.loraRank === null) return null;
+  return { rank: c.loraRank, alpha: c.loraAlpha, dropout: c.loraDropout, targets: parseLoraTargets(c.loraTargets, 'loraTargets') };
 }
 
 function loadDefaultsFile(): TrainDefaultsFile {

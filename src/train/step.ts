@@ -46,7 +46,8 @@ export class TrainStep {
     private readonly optimizer: AdamW,
     private readonly gradClip: number,
   ) {
-    this.variables = model.parameters().map((p) => p.variable);
+    // With LoRA only the adapters: the frozen base gets no gradients.
+    this.variables = model.trainableParameters().map((p) => p.variable);
   }
 
   /**

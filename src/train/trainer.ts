@@ -22,9 +22,11 @@ import { checkSetting, kebab } from '../common/settings.js';
 import { initBackend, type BackendInfo } from '../backend/index.js';
 import { META_FILE, type TokenRows } from '../dataset/shards.js';
 import {
+  checkpointWeights,
   manifestFile,
   modelFromCheckpoint,
   newTrainState,
+  readLoraBase,
   readManifest,
   readTensors,
   type CheckpointManifest,
@@ -34,6 +36,7 @@ import {
 } from '../model/checkpoint.js';
 import { modelShapeSettings, modelSizes, resolveModelConfig, type ModelConfig, type ModelShape, type ModelSize } from '../model/config.js';
 import { GPT } from '../model/gpt.js';
+import { countAdapterParameters, maxLoraRank, type LoraConfig, type LoraRecord } from '../model/lora.js';
 import { hasFusedCrossEntropy } from '../model/loss.js';
 import {
   abandonNewRun,
@@ -53,7 +56,7 @@ import {
   writePointer,
   writeRunConfig,
 } from '../model/run-dir.js';
-import { readModelFields, readTrainConfigFile, resolveTrainConfig, trainConfigJson, trainDefaults, type TrainConfig } from './config.js';
+import { loraConfigOf, readModelFields, readTrainConfigFile, resolveTrainConfig, trainConfigJson, trainDefaults, type TrainConfig } from './config.js';
 import { epochOrder, loadSplit, makeBatch, stepsPerEpoch, unigramBaseline, type Batch } from './data.js';
 import { isWasmOutOfMemory, microBatchPlan, outOfMemoryError, wasmHeapBytes, type MicroBatchPlan } from './memory-fit.js';
 import { MetricsLog } from './metrics.js';
@@ -121,7 +124,8 @@ function readInitSource(given: string, runDir: string): InitSource {
     throw new UserError(`${dir}: --init-from names a checkpoint of the run in --checkpoint-dir ${runDir}, which the new run would replace; choose another --checkpoint-dir`);
   }
   const manifest = readManifest(dir);
-  return { dir, manifest, weights: readTensors(dir, manifest.weights) };
+  // A LoRA run's checkpoint: its base with the adapters merged.
+  return { dir, manifest, weights: checkpointWeights(dir, manifest) };
 }
 
 /** What a new run's manifests record of its source. */
@@ -180,6 +184,8 @@ interface Run {
   tokenizer: CheckpointManifest['tokenizer'];
   /** The checkpoint the run's first weights came from (null: random ones); every manifest records it. */
   initFrom: InitFrom | null;
+  /** A LoRA run's adapters and base (every manifest records it); null: full training. */
+  lora: LoraRecord | null;
   trainRows: TokenRows;
   valBatches: Batch[];
   /** How each batch is split into micro-batches (wasm heap). */
@@ -235,6 +241,8 @@ interface Start {
   resumePoint: ResumePoint | null;
   source: InitSource | null;
   config: TrainConfig;
+  /** A LoRA run's adapters and base (null: full training). */
+  lora: LoraRecord | null;
 }
 
 /**
@@ -256,8 +264,9 @@ function startingPoint(opts: TrainOptions, runDir: string, from: string | null):
     // A resumed run keeps the record of where its first weights came from, whatever a --config file says.
     const saved = resumePoint.manifest.trainConfig.initFrom;
     config.initFrom = typeof saved === 'string' ? saved : null;
-    return { resumePoint, source: null, config };
+    return { resumePoint, source: null, config, lora: resumedLora(config, resumePoint) };
   }
+  refuseLoraWithoutInit(opts, config);
   const source = config.initFrom === null ? null : readInitSource(config.initFrom, runDir);
   if (source) {
     // The step directory itself: a rerun from config.json starts from the same weights.
@@ -265,7 +274,41 @@ function startingPoint(opts: TrainOptions, runDir: string, from: string | null):
     const size = source.manifest.trainConfig.modelSize;
     if (modelSizes.includes(size as ModelSize)) config.modelSize = size as ModelSize;
   }
-  return { resumePoint, source, config };
+  return { resumePoint, source, config, lora: source && newLora(opts, config, source) };
+}
+
+const loraFields = ['loraRank', 'loraAlpha', 'loraDropout', 'loraTargets'] as const;
+
+/** LoRA adapts a trained model: LoRA flags (or a config file's loraRank) without --init-from are refused, as are adapter flags without a rank. */
+function refuseLoraWithoutInit(opts: TrainOptions, config: TrainConfig): void {
+  const flags = loraFields.filter((k) => opts.given[k] !== undefined && opts.given[k] !== null).map((k) => `--${kebab(k)}`);
+  if (config.initFrom === null && (flags.length > 0 || config.loraRank !== null)) {
+    const what = flags.length > 0 ? flags.join(', ') : `loraRank ${config.loraRank} (${opts.modelConfigFile})`;
+    throw new UsageError(`${what}: LoRA trains adapters on a trained model's frozen weights; give the model with --init-from CHECKPOINT`);
+  }
+  if (config.loraRank === null && flags.length > 0) {
+    throw new UsageError(`${flags.join(', ')}: LoRA settings without --lora-rank; give --lora-rank R to train adapters (without it the run trains every weight)`);
+  }
+}
+
+/** A new LoRA run's adapters and the record of its base (`source`); the rank must fit every target layer. */
+function newLora(opts: TrainOptions, config: TrainConfig, source: InitSource): LoraRecord | null {
+  const lora = loraConfigOf(config);
+  if (!lora) return null;
+  const max = maxLoraRank(source.manifest.modelConfig, lora.targets);
+  if (lora.rank > max) {
+    const err = `--lora-rank ${lora.rank}: larger than the smallest adapted layer of ${source.dir} (min(in, out) = ${max} for ${lora.targets.join(',')}); give at most ${max}`;
+    throw opts.given.loraRank !== undefined ? new UsageError(err) : new UserError(err);
+  }
+  return { ...lora, base: { ...initFromRecord(source), path: path.resolve(source.dir) } };
+}
+
+/** A resumed run keeps its adapters' settings (the manifest's), whatever flags or a --config file say; its base is checked when read. */
+function resumedLora(config: TrainConfig, resumePoint: ResumePoint): LoraRecord | null {
+  const lora = resumePoint.manifest.lora ?? null;
+  config.loraRank = lora?.rank ?? null;
+  if (lora) Object.assign(config, { loraAlpha: lora.alpha, loraDropout: lora.dropout, loraTargets: lora.targets.join(',') });
+  return lora;
 }
 
 /**
@@ -299,6 +342,7 @@ async function prepareRun(opts: TrainOptions, start: Start, newRun: { started: b
   // A resume rewrites it only where its settings differ (a raised --max-steps): it always says how the run goes on.
   writeRunConfig(runDir, runSettings(config, modelConfig));
   const { model, optimizer, state, step } = modelAndState(config, modelConfig, start, trainRows.rows);
+  const lora = start.lora;
   const initFrom = resumePoint ? (resumePoint.manifest.initFrom ?? null) : source && initFromRecord(source);
 
   const perEpoch = stepsPerEpoch(trainRows.rows, config.batchSize, config.gradAccum);
@@ -310,7 +354,7 @@ async function prepareRun(opts: TrainOptions, start: Start, newRun: { started: b
   const progress = new Progress({ label: 'train', total: totalSteps - step, unit: 'steps', quiet: opts.quiet });
   const trainStep = new TrainStep(model, optimizer, config.gradClip);
   const run: Run = {
-    config, runDir, log, backend, meta, tokenizer, initFrom, trainRows, valBatches, plan, unigramBaseline: baseline, totalSteps,
+    config, runDir, log, backend, meta, tokenizer, initFrom, lora, trainRows, valBatches, plan, unigramBaseline: baseline, totalSteps,
     model, optimizer, trainStep, state, step, startStep: step, metrics, events, progress,
   };
   announceRun(run, start, valRows.rows, perEpoch);
@@ -342,6 +386,19 @@ function announceRun(run: Run, start: Start, valRows: number, perEpoch: number):
     const i = initFromRecord(start.source);
     log(`initialised from ${i.path} (step ${i.step}, weights sha256 ${i.sha256.slice(0, 12)}): a new run at step 0, fresh optimizer and schedule`);
   }
+  if (run.lora) log(loraLine(run.lora, m, model.countParameters()));
+}
+
+const size = (bytes: number): string => (bytes < 1e6 ? `${(bytes / 1e3).toFixed(1)} kB` : `${(bytes / 1e6).toFixed(1)} MB`);
+
+/** What a LoRA run trains and keeps, against the full model. */
+function loraLine(lora: LoraRecord, m: ModelConfig, total: number): string {
+  const n = countAdapterParameters(m, lora);
+  return (
+    `LoRA: rank ${lora.rank}, alpha ${lora.alpha}, dropout ${lora.dropout} on ${lora.targets.join(',')}: ${n.toLocaleString('en-US')} trainable parameters ` +
+    `(${((100 * n) / total).toFixed(2)}% of ${total.toLocaleString('en-US')}); adapters ${size(4 * n)} per checkpoint against the base's weights.bin ${size(4 * total)} ` +
+    `(the base, ${lora.base.path}, stays frozen and is not copied)`
+  );
 }
 
 /** trainRows 0: a model brought in by gptmed-import, not yet trained on any shards here; it takes the ones given. */
@@ -450,11 +507,10 @@ function runSettings(config: TrainConfig, m: ModelConfig): JsonObject {
 
 /** The model, its optimizer and the run's state: fresh for a new run (its weights from initFrom's checkpoint, if any), as saved for a resumed one. */
 function modelAndState(config: TrainConfig, modelConfig: ModelConfig, start: Start, trainRows: number): { model: GPT; optimizer: AdamW; state: TrainState; step: number } {
-  const { resumePoint, source } = start;
-  const model = resumePoint
-    ? modelFromCheckpoint(resumePoint.dir, resumePoint.manifest)
-    : new GPT(modelConfig, source ? { weights: source.weights } : { seed: config.seed });
-  const optimizer = new AdamW(model.parameters(), { beta1: config.adamBeta1, beta2: config.adamBeta2, eps: config.adamEps, weightDecay: config.weightDecay });
+  const { resumePoint } = start;
+  const model = startModel(config, modelConfig, start);
+  // With LoRA the adapters only: no optimizer state for the frozen base.
+  const optimizer = new AdamW(model.trainableParameters(), { beta1: config.adamBeta1, beta2: config.adamBeta2, eps: config.adamEps, weightDecay: config.weightDecay });
   if (!resumePoint) {
     return { model, optimizer, state: newTrainState(trainRows, config.seed), step: 0 };
   }
@@ -463,6 +519,21 @@ function modelAndState(config: TrainConfig, modelConfig: ModelConfig, start: Sta
   optimizer.load(state.optimizerUpdates, readTensors(resumePoint.dir, resumePoint.manifest.optimizer!), resumePoint.dir);
   adoptRunBest(config.checkpointDir, state);
   return { model, optimizer, state, step: resumePoint.manifest.step };
+}
+
+/** The model a run starts with: random, initFrom's weights (with fresh adapters for LoRA), or the resumed checkpoint's (a LoRA run's base and adapters). */
+function startModel(config: TrainConfig, modelConfig: ModelConfig, start: Start): GPT {
+  const { resumePoint, source, lora } = start;
+  const adapters = (weights?: Map<string, Float32Array>): { lora?: { config: LoraConfig; weights?: Map<string, Float32Array> } } =>
+    lora ? { lora: { config: lora, weights } } : {};
+  if (resumePoint) {
+    const { dir, manifest } = resumePoint;
+    if (!lora) return modelFromCheckpoint(dir, manifest);
+    const base = readLoraBase(lora, dir);
+    return new GPT(modelConfig, { weights: base.weights, ...adapters(readTensors(dir, manifest.weights)) });
+  }
+  if (source) return new GPT(modelConfig, { weights: source.weights, seed: config.seed, ...adapters() });
+  return new GPT(modelConfig, { seed: config.seed });
 }
 
 /** The first evalBatches batches of the validation split, in micro-batches of `rows`: the same at every evaluation. */
@@ -602,6 +673,7 @@ async function save(run: Run, isBest: boolean): Promise<void> {
     trainConfig: trainConfigJson(run.config),
     trainState: { ...state },
     ...(run.initFrom ? { initFrom: run.initFrom } : {}),
+    ...(run.lora ? { lora: run.lora } : {}),
     backend: run.backend.label,
   };
   const dir = await saveCheckpoint(runDir, run.model, fields, opt.arrays);
