@@ -10,10 +10,6 @@
 import { UserError } from '../common/errors.js';
 import type { ModelConfig } from './config.js';
 
-/** The linear layers of a block an adapter can sit on (their names in parameterSpecs: h.{i}.{target}.weight). */
-export const loraTargetNames = ['attn.qkv', 'attn.proj', 'mlp.fc', 'mlp.proj'] as const;
-export type LoraTarget = (typeof loraTargetNames)[number];
-
 /** Plain data: the adapters of a LoRA run. */
 export interface LoraConfig {
   rank: number;
@@ -43,6 +39,10 @@ export interface AdapterSpec {
 
 /** The scale of an adapter's product. */
 export const loraScale = (c: LoraConfig): number => c.alpha / c.rank;
+
+/** The linear layers of a block an adapter can sit on (their names in parameterSpecs: h.{i}.{target}.weight). */
+export const loraTargetNames = ['attn.qkv', 'attn.proj', 'mlp.fc', 'mlp.proj'] as const;
+export type LoraTarget = (typeof loraTargetNames)[number];
 
 /** [in, out] of a target's weight in a model of this config. */
 export function targetShape(m: ModelConfig, target: LoraTarget): [number, number] {

@@ -8,10 +8,9 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { before, describe, it } from 'node:test';
-import type { CheckpointManifest } from '../../src/model/index.js';
 import { startServer } from '../../src/serve/server.js';
 import { runCli, tempDir } from '../helpers.js';
-import { buildShards, lossCurve, metrics, pointer, quizFile, runFlags, train, type Flags, type Shards } from './run-helpers.js';
+import { assertRefused, buildShards, lossCurve, manifestOf, metrics, noShape, quizFile, runFlags, train, trainedSource, type Flags, type Shards } from './run-helpers.js';
 
 let work: string;
 let shards: Shards;
@@ -19,12 +18,9 @@ let shards: Shards;
 let source: string;
 let sourceBest: string;
 
-/** runFlags without the model's shape (it comes from the checkpoint). */
-const noShape: Flags = { 'model-size': null, 'd-model': null, 'n-layers': null, 'n-heads': null, 'd-ff': null, 'max-seq-len': null };
 /** A constant learning rate: the loss curve does not depend on --max-steps, so a short run and its resume compare with a long one. */
 const constantLr: Flags = { 'learning-rate': 2e-3, 'min-lr': 2e-3, 'warmup-steps': 0 };
 
-const manifestOf = (stepDir: string): CheckpointManifest => JSON.parse(fs.readFileSync(path.join(stepDir, 'manifest.json'), 'utf8'));
 const settingsOf = (run: string): Record<string, unknown> => JSON.parse(fs.readFileSync(path.join(run, 'config.json'), 'utf8'));
 const evalLosses = (run: string): Map<number, number> => new Map(metrics(run).filter((m) => m.type === 'eval').map((m) => [m.step, m.valLoss as number]));
 
@@ -33,24 +29,10 @@ function initFlags(data: Shards, run: string, extra: Flags = {}): string[] {
   return runFlags(data, run, { ...noShape, 'init-from': source, ...extra });
 }
 
-/** A refused command: its exit status, one line on stderr matching `pattern`, and no run directory written. */
-function assertRefused(args: string[], run: string, status: number, pattern: RegExp): void {
-  const r = train(args);
-  assert.equal(r.status, status, r.stderr);
-  assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
-  assert.match(r.stderr, pattern);
-  assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
-  assert.ok(!fs.existsSync(run), `${run} was written`);
-}
-
 describe('gptmed-train --init-from', () => {
   before(() => {
     work = tempDir();
-    shards = buildShards(work);
-    source = path.join(work, 'source');
-    const r = train(runFlags(shards, source, { 'max-steps': 40, 'learning-rate': 1e-2, 'eval-interval': 20, 'save-interval': 20 }));
-    assert.equal(r.status, 0, r.stderr);
-    sourceBest = path.join(source, pointer(source, 'best'));
+    ({ shards, run: source, best: sourceBest } = trainedSource(work, 'source'));
   });
 
   it("takes the checkpoint's weights: the first evaluation is the source's val loss, far below a random model's", () => {

@@ -15,7 +15,7 @@ import { toGpt2 } from '../../src/export/gpt2-layout.js';
 import { readSafetensors, toFloat32 } from '../../src/export/safetensors.js';
 import { adapterSpecs, GPT, mergeAdapters, readTensors, type CheckpointManifest, type LoraConfig } from '../../src/model/index.js';
 import { runCli, tempDir } from '../helpers.js';
-import { buildShards, lossCurve, pointer, runFlags, train, type Flags, type Shards } from './run-helpers.js';
+import { assertRefused, lossCurve, manifestOf, noShape, pointer, runFlags, train, trainedSource, type Flags, type Shards } from './run-helpers.js';
 
 let work: string;
 let shards: Shards;
@@ -24,22 +24,12 @@ let base: string;
 let baseBest: string;
 let baseSha: string;
 
-const noShape: Flags = { 'model-size': null, 'd-model': null, 'n-layers': null, 'n-heads': null, 'd-ff': null, 'max-seq-len': null };
 const constantLr: Flags = { 'learning-rate': 5e-3, 'min-lr': 5e-3, 'warmup-steps': 0 };
-const manifestOf = (stepDir: string): CheckpointManifest => JSON.parse(fs.readFileSync(path.join(stepDir, 'manifest.json'), 'utf8'));
 
 function loraFlags(run: string, extra: Flags = {}): string[] {
   return runFlags(shards, run, { ...noShape, 'init-from': base, 'lora-rank': 4, ...constantLr, ...extra });
 }
 
-function assertRefused(args: string[], run: string, status: number, pattern: RegExp): void {
-  const r = train(args);
-  assert.equal(r.status, status, r.stderr);
-  assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
-  assert.match(r.stderr, pattern);
-  assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
-  assert.ok(!fs.existsSync(run), `${run} was written`);
-}
 
 /** Logits of `model` on a fixed batch, as plain numbers. */
 function logitsOf(model: GPT): Float32Array {
@@ -59,11 +49,7 @@ describe('gptmed-train --lora-rank', () => {
 
   before(async () => {
     work = tempDir();
-    shards = buildShards(work);
-    base = path.join(work, 'base');
-    const r = train(runFlags(shards, base, { 'max-steps': 40, 'learning-rate': 1e-2, 'eval-interval': 20, 'save-interval': 20 }));
-    assert.equal(r.status, 0, r.stderr);
-    baseBest = path.join(base, pointer(base, 'best'));
+    ({ shards, run: base, best: baseBest } = trainedSource(work, 'base'));
     baseSha = sha256File(path.join(baseBest, 'weights.bin'));
     run = path.join(work, 'lora');
     const l = train(loraFlags(run, { 'max-steps': 8, 'save-interval': 4, 'learning-rate': 3e-2, 'min-lr': 3e-2 }));

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { CheckpointManifest } from '../../src/model/index.js';
 import { readMetrics, type MetricsRecord } from '../../src/train/metrics.js';
 import { fixturesDir, repoRoot, runCli, type CliResult } from '../helpers.js';
 
@@ -110,4 +111,28 @@ export async function waitFor(check: () => boolean, what: string, timeoutMs = 60
     if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/** runFlags without the model's shape (with --init-from it comes from the checkpoint). */
+export const noShape: Flags = { 'model-size': null, 'd-model': null, 'n-layers': null, 'n-heads': null, 'd-ff': null, 'max-seq-len': null };
+
+export const manifestOf = (stepDir: string): CheckpointManifest => JSON.parse(fs.readFileSync(path.join(stepDir, 'manifest.json'), 'utf8'));
+
+/** A refused command: its exit status, one line on stderr matching `pattern`, and no run directory written. */
+export function assertRefused(args: string[], run: string, status: number, pattern: RegExp): void {
+  const r = train(args);
+  assert.equal(r.status, status, r.stderr);
+  assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  assert.match(r.stderr, pattern);
+  assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+  assert.ok(!fs.existsSync(run), `${run} was written`);
+}
+
+/** The quiz's shards in `work`, and a run on them (40 steps) to start others from (--init-from): its run directory and best step directory. */
+export function trainedSource(work: string, name: string): { shards: Shards; run: string; best: string } {
+  const shards = buildShards(work);
+  const run = path.join(work, name);
+  const r = train(runFlags(shards, run, { 'max-steps': 40, 'learning-rate': 1e-2, 'eval-interval': 20, 'save-interval': 20 }));
+  assert.equal(r.status, 0, r.stderr);
+  return { shards, run, best: path.join(run, pointer(run, 'best')) };
 }
