@@ -335,7 +335,8 @@ function linear(x: tf.Tensor3D, [weight, bias]: [tf.Variable, tf.Variable], adap
   const flat = x.reshape([B * T, nIn]);
   const y = tf.add(tf.matMul(flat, weight), bias);
   if (!adapter) return y.reshape([B, T, nOut]);
-  const input = loraDropout ? (loraDropout(flat) as tf.Tensor2D) : flat;
+  // Masked as [B, T, in]: a row's masks depend on its index in the step's batch (see dropoutFn), not on B * T.
+  const input = loraDropout ? loraDropout(x).reshape([B * T, nIn]) : flat;
   const low = tf.matMul(tf.matMul(input, adapter.a), adapter.b);
   return tf.add(y, tf.mul(low, adapter.scale)).reshape([B, T, nOut]);
 }

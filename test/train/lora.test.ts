@@ -92,6 +92,24 @@ describe('gptmed-train --lora-rank', () => {
     for (const g of [withAdapters, merged, plain]) g.dispose();
   });
 
+  it("the adapters' dropout masks depend on (seed, row in the step): a batch split in two gets the same masks", () => {
+    const m = manifestOf(runLatest);
+    const weights = readTensors(baseBest, manifestOf(baseBest).weights);
+    const model = new GPT(m.modelConfig, { weights, lora: { config: { ...m.lora!, dropout: 0.5 }, weights: readTensors(runLatest, m.weights) } });
+    const idx = tf.tensor2d([[1, 5, 9, 30, 7, 2, 11, 40], [3, 3, 8, 100, 12, 6, 1, 0]], [2, 8], 'int32');
+    const run = (x: tf.Tensor2D, opts: Parameters<GPT['forward']>[1]): Float32Array => tf.tidy(() => model.forward(x, opts).dataSync() as Float32Array);
+    const whole = run(idx, { training: true, dropoutSeed: 's' });
+    const [a, b] = tf.split(idx, 2, 0) as [tf.Tensor2D, tf.Tensor2D];
+    const halves = new Float32Array([...run(a, { training: true, dropoutSeed: 's' }), ...run(b, { training: true, dropoutSeed: 's', dropoutRowOffset: 1 })]);
+    assert.ok(maxDiff(whole, halves) < 1e-5, `split batch differs by ${maxDiff(whole, halves)}`);
+    const plain = new GPT(m.modelConfig, { weights, lora: { config: { ...m.lora!, dropout: 0 }, weights: readTensors(runLatest, m.weights) } });
+    const noLoraDropout = tf.tidy(() => plain.forward(idx, { training: true, dropoutSeed: 's' }).dataSync() as Float32Array);
+    assert.ok(maxDiff(whole, noLoraDropout) > 1e-3, "the adapters' dropout masks something");
+    for (const t of [idx, a, b]) t.dispose();
+    model.dispose();
+    plain.dispose();
+  });
+
   it("keeps the base untouched and only adapters in the run: weights.bin byte-identical, the manifest's lora record", () => {
     assert.equal(sha256File(path.join(baseBest, 'weights.bin')), baseSha);
     const m = manifestOf(runLatest);
