@@ -14,8 +14,9 @@ import { sha256File } from '../../src/common/hash.js';
 import { toGpt2 } from '../../src/export/gpt2-layout.js';
 import { readSafetensors, toFloat32 } from '../../src/export/safetensors.js';
 import { adapterSpecs, GPT, mergeAdapters, readTensors, type CheckpointManifest, type LoraConfig } from '../../src/model/index.js';
+import { startServer } from '../../src/serve/server.js';
 import { runCli, tempDir } from '../helpers.js';
-import { assertRefused, lossCurve, manifestOf, noShape, pointer, runFlags, train, trainedSource, type Flags, type Shards } from './run-helpers.js';
+import { assertRefused, lossCurve, manifestOf, noShape, pointer, quizFile, runFlags, train, trainedSource, type Flags, type Shards } from './run-helpers.js';
 
 let work: string;
 let shards: Shards;
@@ -141,6 +142,23 @@ describe('gptmed-train --lora-rank', () => {
       return g.stdout;
     };
     assert.notEqual(ask(run), ask(base));
+  });
+
+  it('gptmed-evaluate and gptmed-serve take the LoRA run as a model like any other', async () => {
+    const e = runCli('evaluate', ['--checkpoint', run, '--data', quizFile, '--limit', '3', '--max-new-tokens', '4', '--device', 'wasm', '--json', '--quiet']);
+    assert.equal(e.status, 0, e.stderr);
+    assert.equal((JSON.parse(e.stdout) as { pairs: number }).pairs, 3, e.stdout);
+    const { app, url } = await startServer({ runsDir: work, checkpoints: [], host: '127.0.0.1', port: 0, maxConcurrent: 1, maxUploadMb: 1, logger: false });
+    try {
+      const model = (await (await fetch(`${url}/v1/models/lora`)).json()) as { parameters: number };
+      assert.equal(model.parameters, manifestOf(baseBest).parameterCount);
+      const body = { model: 'lora', messages: [{ role: 'user', content: 'What is Python?' }], max_tokens: 4, temperature: 0 };
+      const r = await fetch(`${url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      assert.equal(r.status, 200, await r.clone().text());
+      assert.equal(((await r.json()) as { object: string }).object, 'chat.completion');
+    } finally {
+      await app.close();
+    }
   });
 
   it('gptmed-export --merge (hf) writes the merged weights: mergeAdapters of base and adapters, tensor for tensor', () => {
