@@ -148,7 +148,7 @@ function checkCompatible(train: TokenRows, val: TokenRows, trainPath: string, va
   if (a.tokenizer.sha256 !== b.tokenizer.sha256 || a.vocabSize !== b.vocabSize || a.seqLen !== b.seqLen) {
     throw new UserError(`${valPath}: made with another tokenizer or row length than ${trainPath}; give shards from the same gptmed-tokenize run`);
   }
-  if (train.rows === 0) throw new UserError(`${trainPath}: the training split has no rows; re-run gptmed-tokenize on a file with Q&A pairs`);
+  if (train.rows === 0) throw new UserError(`${trainPath}: the training split has no rows; re-run gptmed-tokenize on a file with Q&A pairs or text`);
   if (val.rows === 0) throw new UserError(`${valPath}: the validation split has no rows; re-run gptmed-tokenize with a larger validation split`);
 }
 
