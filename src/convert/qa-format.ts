@@ -13,9 +13,8 @@
  * is removed when read back. Lines lose trailing whitespace; CRLF and a UTF-8
  * BOM are accepted.
  */
-import * as fs from 'node:fs';
 import { UserError } from '../common/errors.js';
-import { LineSplitter, TextFileReader } from '../common/input.js';
+import { LineSplitter, peekText, TextFileReader } from '../common/input.js';
 
 export interface QaPair {
   question: string;
@@ -230,14 +229,6 @@ export async function* readQaFile(
  * from plain text (gptmed-train-tokenizer and gptmed-tokenize alike).
  */
 export function startsWithQa(file: string): boolean {
-  const fd = fs.openSync(file, 'r');
-  let head: string;
-  try {
-    const buf = Buffer.alloc(65536);
-    head = buf.subarray(0, fs.readSync(fd, buf, 0, buf.length, 0)).toString('utf8');
-  } finally {
-    fs.closeSync(fd);
-  }
-  const first = head.replace(/^\uFEFF/, '').split(/\r?\n/).find((l) => l.trim() !== '');
+  const first = peekText(file, 65536).split(/\r?\n/).find((l) => l.trim() !== '');
   return first !== undefined && /^Q:/.test(first);
 }

@@ -15,7 +15,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeDirAtomic } from '../common/atomic.js';
 import { UserError } from '../common/errors.js';
-import { sha256, sha256File } from '../common/hash.js';
+import { sha256 } from '../common/hash.js';
 import type { ShardsMeta } from '../dataset/shards.js';
 import { validateModelConfig, type ModelConfig } from './config.js';
 import { countParameters, GPT } from './gpt.js';
@@ -132,7 +132,7 @@ export type ManifestFields = Omit<CheckpointManifest, 'format' | 'version' | 'we
 /** The model's parameters as named arrays, in parameterSpecs order; a model with LoRA adapters: the adapters only. */
 export async function modelArrays(model: GPT): Promise<NamedArray[]> {
   const weights: NamedArray[] = [];
-  for (const p of model.lora ? model.adapterParameters() : model.parameters()) {
+  for (const p of model.trainableParameters()) {
     weights.push({ name: p.name, shape: p.shape, data: (await p.variable.data()) as Float32Array });
   }
   return weights;
@@ -189,6 +189,11 @@ export function readTensors(stepDir: string, info: TensorFileInfo): Map<string, 
   if (buf.length !== info.bytes || sha256(buf) !== info.sha256) {
     throw new UserError(`${file}: damaged (size or sha256 differs from manifest.json); use another checkpoint`);
   }
+  return tensorsOf(buf, info);
+}
+
+/** The tensors `info` lists, from a tensor file's bytes (already checked). */
+function tensorsOf(buf: Buffer, info: TensorFileInfo): Map<string, Float32Array> {
   // Copy into an aligned buffer: a Buffer's byteOffset need not be a multiple of 4.
   const all = new Float32Array(new Uint8Array(buf).buffer);
   const out = new Map<string, Float32Array>();
@@ -200,31 +205,35 @@ export function readTensors(stepDir: string, info: TensorFileInfo): Map<string, 
 }
 
 /**
- * The base checkpoint of a LoRA run (`stepDir` names the run's step directory, for messages): its manifest and
- * its weights (merged, if it is a LoRA run too), after checking that its weights.bin is the one the run was
- * trained on.
+ * The weights of a LoRA run's base checkpoint (`stepDir` names the run's step directory, for messages),
+ * merged if it is a LoRA run too, after checking that its weights.bin is the one the run was trained on
+ * (read and hashed once: the recorded sha256 is the one its manifest had).
  */
-export function readLoraBase(record: LoraRecord, stepDir: string): { manifest: CheckpointManifest; weights: Map<string, Float32Array> } {
+export function readLoraBase(record: LoraRecord, stepDir: string): Map<string, Float32Array> {
   const dir = record.base.path;
   const what = `the base checkpoint of the LoRA run ${stepDir}`;
   if (!fs.existsSync(path.join(dir, manifestFile))) throw new UserError(`${dir}: ${what} is missing; restore it there (a LoRA run holds only its adapters)`);
   const manifest = readManifest(dir);
   const file = path.join(dir, manifest.weights.file);
-  const now = fs.existsSync(file) ? sha256File(file) : null;
-  if (now !== record.base.sha256) {
+  const buf = fs.existsSync(file) ? fs.readFileSync(file) : null;
+  const now = buf && sha256(buf);
+  if (!buf || now !== record.base.sha256) {
     throw new UserError(
       `${dir}: ${what} has changed since (weights.bin sha256 ${now ? now.slice(0, 12) : 'missing'}, the run was trained on ${record.base.sha256.slice(0, 12)}); restore the original`,
     );
   }
-  return { manifest, weights: checkpointWeights(dir, manifest) };
+  return withAdapters(dir, manifest, tensorsOf(buf, manifest.weights));
 }
 
 /** The model's weights a step directory holds: its weights.bin, or for a LoRA run its base's with the adapters merged. */
 export function checkpointWeights(stepDir: string, manifest: CheckpointManifest): Map<string, Float32Array> {
-  const own = readTensors(stepDir, manifest.weights);
+  return withAdapters(stepDir, manifest, readTensors(stepDir, manifest.weights));
+}
+
+/** `own` (a step directory's weights.bin) as model weights: merged into the base's for a LoRA run. */
+function withAdapters(stepDir: string, manifest: CheckpointManifest, own: Map<string, Float32Array>): Map<string, Float32Array> {
   if (!manifest.lora) return own;
-  const base = readLoraBase(manifest.lora, stepDir);
-  return mergeAdapters(base.weights, own, manifest.modelConfig, manifest.lora, path.join(stepDir, manifest.weights.file));
+  return mergeAdapters(readLoraBase(manifest.lora, stepDir), own, manifest.modelConfig, manifest.lora, path.join(stepDir, manifest.weights.file));
 }
 
 /** Rebuild the model stored in a step directory (a LoRA run's: the base with its adapters merged). */

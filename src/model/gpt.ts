@@ -201,11 +201,6 @@ export class GPT {
     return this.params;
   }
 
-  /** The LoRA adapters in adapterSpecs order (none without LoRA). */
-  adapterParameters(): readonly Parameter[] {
-    return this.adapters;
-  }
-
   /** What training updates: the adapters of a model with LoRA (the base is frozen), else every parameter. */
   trainableParameters(): readonly Parameter[] {
     return this.lora ? this.adapters : this.params;

@@ -529,8 +529,7 @@ function startModel(config: TrainConfig, modelConfig: ModelConfig, start: Start)
   if (resumePoint) {
     const { dir, manifest } = resumePoint;
     if (!lora) return modelFromCheckpoint(dir, manifest);
-    const base = readLoraBase(lora, dir);
-    return new GPT(modelConfig, { weights: base.weights, ...adapters(readTensors(dir, manifest.weights)) });
+    return new GPT(modelConfig, { weights: readLoraBase(lora, dir), ...adapters(readTensors(dir, manifest.weights)) });
   }
   if (source) return new GPT(modelConfig, { weights: source.weights, seed: config.seed, ...adapters() });
   return new GPT(modelConfig, { seed: config.seed });
