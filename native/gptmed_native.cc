@@ -536,6 +536,222 @@ napi_value ReduceOuter(napi_env env, napi_callback_info info) {
 }
 
 
+
+// ---- fused training kernels: LayerNorm, GELU, attention's causal softmax, AdamW ------------------
+// Each replaces a chain of element-wise tfjs ops by one pass, and saves only what its gradient needs:
+// tfjs keeps every intermediate of a step (and its gradient) until the step ends, so fewer intermediates
+// is less memory as well as less time. Formulas follow src/model/gpt.ts's stock path op for op.
+
+// layerNorm(x, gamma, beta, y, mean, rstd, rows, cols, eps): y = (x − mean) · rstd · gamma + beta per row,
+// rstd = 1 / sqrt(mean((x − mean)²) + eps); mean and rstd are kept for the gradient.
+GPTMED_CLONES void LayerNormRow(const float* x, const float* g, const float* b, float* y, float* mean_out,
+                                float* rstd_out, int64_t n, float eps) {
+  float sum = 0.f;
+  for (int64_t j = 0; j < n; j++) sum += x[j];
+  const float mean = sum / static_cast<float>(n);
+  float sq = 0.f;
+  for (int64_t j = 0; j < n; j++) sq += (x[j] - mean) * (x[j] - mean);
+  const float rstd = 1.f / std::sqrt(sq / static_cast<float>(n) + eps);
+  for (int64_t j = 0; j < n; j++) y[j] = (x[j] - mean) * rstd * g[j] + b[j];
+  *mean_out = mean;
+  *rstd_out = rstd;
+}
+
+napi_value LayerNorm(napi_env env, napi_callback_info info) {
+  Args<9> a(env, info);
+  const int64_t rows = Int(env, a[6], "rows"), cols = Int(env, a[7], "cols");
+  const float eps = static_cast<float>(Num(env, a[8], "eps"));
+  const float* x = F32(env, a[0], rows * cols, "x");
+  const float* g = F32(env, a[1], cols, "gamma");
+  const float* b = F32(env, a[2], cols, "beta");
+  float* y = F32(env, a[3], rows * cols, "y");
+  float* mean = F32(env, a[4], rows, "mean");
+  float* rstd = F32(env, a[5], rows, "rstd");
+  ParallelFor(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, cols)), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) LayerNormRow(x + r * cols, g, b, y + r * cols, mean + r, rstd + r, cols, eps);
+  });
+  return Undefined(env);
+}
+
+// dx for one row: with xhat = (x − mean) · rstd and dxhat = dy · gamma,
+// dx = rstd · (dxhat − mean(dxhat) − xhat · mean(dxhat · xhat)); dgamma += dy · xhat, dbeta += dy.
+GPTMED_CLONES void LayerNormGradRow(const float* dy, const float* x, const float* g, float mean, float rstd,
+                                    float* dx, float* dg, float* db, int64_t n) {
+  float sum_dxhat = 0.f, sum_dxhat_xhat = 0.f;
+  for (int64_t j = 0; j < n; j++) {
+    const float xhat = (x[j] - mean) * rstd, dxhat = dy[j] * g[j];
+    sum_dxhat += dxhat;
+    sum_dxhat_xhat += dxhat * xhat;
+    dg[j] += dy[j] * xhat;
+    db[j] += dy[j];
+  }
+  const float m1 = sum_dxhat / static_cast<float>(n), m2 = sum_dxhat_xhat / static_cast<float>(n);
+  for (int64_t j = 0; j < n; j++) dx[j] = rstd * (dy[j] * g[j] - m1 - (x[j] - mean) * rstd * m2);
+}
+
+// layerNormGrad(dy, x, gamma, mean, rstd, dx, dgamma, dbeta, rows, cols). Each thread sums dgamma and
+// dbeta over its rows; the partial sums are added in thread order, so the result does not vary by run.
+napi_value LayerNormGrad(napi_env env, napi_callback_info info) {
+  Args<10> a(env, info);
+  const int64_t rows = Int(env, a[8], "rows"), cols = Int(env, a[9], "cols");
+  const float* dy = F32(env, a[0], rows * cols, "dy");
+  const float* x = F32(env, a[1], rows * cols, "x");
+  const float* g = F32(env, a[2], cols, "gamma");
+  const float* mean = F32(env, a[3], rows, "mean");
+  const float* rstd = F32(env, a[4], rows, "rstd");
+  float* dx = F32(env, a[5], rows * cols, "dx");
+  float* dg = F32(env, a[6], cols, "dgamma");
+  float* db = F32(env, a[7], cols, "dbeta");
+  const int threads = pool->threads();
+  std::vector<float> partial(static_cast<size_t>(threads) * 2 * cols, 0.f);
+  pool->Run([&](int id) {
+    const int64_t r0 = rows * id / threads, r1 = rows * (id + 1) / threads;
+    float* pg = partial.data() + static_cast<size_t>(id) * 2 * cols;
+    for (int64_t r = r0; r < r1; r++) {
+      LayerNormGradRow(dy + r * cols, x + r * cols, g, mean[r], rstd[r], dx + r * cols, pg, pg + cols, cols);
+    }
+  });
+  for (int64_t j = 0; j < cols; j++) dg[j] = db[j] = 0.f;
+  for (int t = 0; t < threads; t++) {
+    const float* pg = partial.data() + static_cast<size_t>(t) * 2 * cols;
+    for (int64_t j = 0; j < cols; j++) dg[j] += pg[j], db[j] += pg[cols + j];
+  }
+  return Undefined(env);
+}
+
+// gelu(x, y, n): y = x/2 · (1 + erf(x/√2)) (torch.nn.GELU's exact form).
+GPTMED_CLONES void GeluRange(const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; i++) y[i] = x[i] * 0.5f * (std::erf(x[i] * 0.70710678f) + 1.f);
+}
+
+// geluGrad(dy, x, dx, n): dx = dy · (Φ(x) + x · φ(x)).
+GPTMED_CLONES void GeluGradRange(const float* dy, const float* x, float* dx, int64_t n) {
+  for (int64_t i = 0; i < n; i++) {
+    const float cdf = 0.5f * (std::erf(x[i] * 0.70710678f) + 1.f);
+    const float pdf = 0.39894228f * ExpApprox(-0.5f * x[i] * x[i]);
+    dx[i] = dy[i] * (cdf + x[i] * pdf);
+  }
+}
+
+napi_value Gelu(napi_env env, napi_callback_info info) {
+  Args<3> a(env, info);
+  const int64_t n = Int(env, a[2], "n");
+  const float* x = F32(env, a[0], n, "x");
+  float* y = F32(env, a[1], n, "y");
+  ParallelFor(n, 32768, [&](int64_t b, int64_t e) { GeluRange(x + b, y + b, e - b); });
+  return Undefined(env);
+}
+
+napi_value GeluGrad(napi_env env, napi_callback_info info) {
+  Args<4> a(env, info);
+  const int64_t n = Int(env, a[3], "n");
+  const float* dy = F32(env, a[0], n, "dy");
+  const float* x = F32(env, a[1], n, "x");
+  float* dx = F32(env, a[2], n, "dx");
+  ParallelFor(n, 32768, [&](int64_t b, int64_t e) { GeluGradRange(dy + b, x + b, dx + b, e - b); });
+  return Undefined(env);
+}
+
+// causalSoftmax(x, y, rows, queries, keys, past, scale): attention weights from raw scores x [.., queries,
+// keys]: row r is query i = r mod queries at position past + i, which sees keys 0..past + i; y is
+// softmax(x · scale) over those and exactly 0 beyond (as the stock path's −1e9 mask gives after exp).
+napi_value CausalSoftmax(napi_env env, napi_callback_info info) {
+  Args<7> a(env, info);
+  const int64_t rows = Int(env, a[2], "rows"), queries = Int(env, a[3], "queries"), keys = Int(env, a[4], "keys");
+  const int64_t past = Int(env, a[5], "past");
+  const float scale = static_cast<float>(Num(env, a[6], "scale"));
+  if (queries == 0 || past + queries > keys) throw ArgError{"causalSoftmax: past + queries exceeds keys"};
+  const float* x = F32(env, a[0], rows * keys, "x");
+  float* y = F32(env, a[1], rows * keys, "y");
+  ParallelFor(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, keys)), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) {
+      const float* xr = x + r * keys;
+      float* yr = y + r * keys;
+      const int64_t seen = past + r % queries + 1;
+      float max = -INFINITY;
+      for (int64_t j = 0; j < seen; j++) max = std::max(max, xr[j] * scale);
+      float sum = 0.f;
+      for (int64_t j = 0; j < seen; j++) sum += (yr[j] = ExpApprox(xr[j] * scale - max));
+      const float inv = 1.f / sum;
+      for (int64_t j = 0; j < seen; j++) yr[j] *= inv;
+      for (int64_t j = seen; j < keys; j++) yr[j] = 0.f;
+    }
+  });
+  return Undefined(env);
+}
+
+// causalSoftmaxGrad(dy, y, dx, rows, cols, scale): dx = scale · y · (dy − Σ dy·y) per row (0 where y is).
+napi_value CausalSoftmaxGrad(napi_env env, napi_callback_info info) {
+  Args<6> a(env, info);
+  const int64_t rows = Int(env, a[3], "rows"), cols = Int(env, a[4], "cols");
+  const float scale = static_cast<float>(Num(env, a[5], "scale"));
+  const float* dy = F32(env, a[0], rows * cols, "dy");
+  const float* y = F32(env, a[1], rows * cols, "y");
+  float* dx = F32(env, a[2], rows * cols, "dx");
+  ParallelFor(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, cols)), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) {
+      const float* dyr = dy + r * cols;
+      const float* yr = y + r * cols;
+      float* dxr = dx + r * cols;
+      float dot = 0.f;
+      for (int64_t j = 0; j < cols; j++) dot += dyr[j] * yr[j];
+      for (int64_t j = 0; j < cols; j++) dxr[j] = scale * (yr[j] * (dyr[j] - dot));
+    }
+  });
+  return Undefined(env);
+}
+
+// adamW(p, m, v, g, pOut, mOut, vOut, n, settings): one AdamW update as src/train/optimizer.ts states it,
+// settings = Float32Array [lr, beta1, beta2, eps, decay (the factor p is multiplied by), gradScale,
+// correction1, correction2]. One pass instead of ~14 tensors of the parameter's size.
+GPTMED_CLONES void AdamWRange(const float* p, const float* m, const float* v, const float* g, float* po, float* mo,
+                              float* vo, int64_t n, const float* s) {
+  const float lr = s[0], b1 = s[1], b2 = s[2], eps = s[3], decay = s[4], gs = s[5], c1 = s[6], c2 = s[7];
+  for (int64_t i = 0; i < n; i++) {
+    const float gi = g[i] * gs;
+    const float mi = m[i] * b1 + gi * (1.f - b1);
+    const float vi = v[i] * b2 + gi * gi * (1.f - b2);
+    mo[i] = mi;
+    vo[i] = vi;
+    po[i] = p[i] * decay - mi / (std::sqrt(vi / c2) + eps) * (lr / c1);
+  }
+}
+
+napi_value AdamW(napi_env env, napi_callback_info info) {
+  Args<9> a(env, info);
+  const int64_t n = Int(env, a[7], "n");
+  const float* p = F32(env, a[0], n, "p");
+  const float* m = F32(env, a[1], n, "m");
+  const float* v = F32(env, a[2], n, "v");
+  const float* g = F32(env, a[3], n, "g");
+  float* po = F32(env, a[4], n, "pOut");
+  float* mo = F32(env, a[5], n, "mOut");
+  float* vo = F32(env, a[6], n, "vOut");
+  const float* s = F32(env, a[8], 8, "settings");
+  ParallelFor(n, 32768, [&](int64_t b, int64_t e) { AdamWRange(p + b, m + b, v + b, g + b, po + b, mo + b, vo + b, e - b, s); });
+  return Undefined(env);
+}
+
+// sumSquares(x, n): Σ x² in double (a gradient's contribution to the global norm for clipping).
+napi_value SumSquares(napi_env env, napi_callback_info info) {
+  Args<2> a(env, info);
+  const int64_t n = Int(env, a[1], "n");
+  const float* x = F32(env, a[0], n, "x");
+  const int threads = n < 65536 ? 1 : pool->threads();
+  std::vector<double> partial(threads, 0.0);
+  auto part = [&](int id) {
+    double s = 0.0;
+    for (int64_t i = n * id / threads, e = n * (id + 1) / threads; i < e; i++) s += static_cast<double>(x[i]) * x[i];
+    partial[id] = s;
+  };
+  if (threads == 1) part(0); else pool->Run([&](int id) { if (id < threads) part(id); });
+  double total = 0.0;
+  for (double s : partial) total += s;
+  napi_value result;
+  napi_create_double(env, total, &result);
+  return result;
+}
+
 // ---- data movement -------------------------------------------------------------------------
 // permute(x, y, shape, perm): y = x with its axes reordered (y's axis i is x's axis perm[i]);
 // shape is x's, padded to 4 dimensions; the last axis stays last, so rows of shape[3] move whole.
@@ -610,6 +826,14 @@ napi_value Init(napi_env env, napi_value exports) {
       {"binary", nullptr, Guarded<Binary>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"reduceInner", nullptr, Guarded<ReduceInner>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"reduceOuter", nullptr, Guarded<ReduceOuter>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"layerNorm", nullptr, Guarded<LayerNorm>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"layerNormGrad", nullptr, Guarded<LayerNormGrad>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"gelu", nullptr, Guarded<Gelu>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"geluGrad", nullptr, Guarded<GeluGrad>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"causalSoftmax", nullptr, Guarded<CausalSoftmax>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"causalSoftmaxGrad", nullptr, Guarded<CausalSoftmaxGrad>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"adamW", nullptr, Guarded<AdamW>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"sumSquares", nullptr, Guarded<SumSquares>, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

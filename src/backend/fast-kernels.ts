@@ -33,12 +33,30 @@ export const softmaxGradKernel = 'GptmedSoftmaxGrad';
 export const crossEntropyKernel = 'GptmedCrossEntropy';
 /** Its gradient: inputs logits, logZ, targets, rowScale [rows]; output d loss / d logits [rows, cols]. */
 export const crossEntropyGradKernel = 'GptmedCrossEntropyGrad';
+/**
+ * Fused kernels of the model's element-wise chains (src/model/fused.ts uses them where registered, with
+ * gradients registered below). Each is one pass and one saved output where the stock chain makes and keeps
+ * several tensors of the activation's size (and their gradients) until the step ends.
+ * LayerNorm: inputs x [.., cols], gamma, beta [cols], attr eps; outputs y, mean and rstd [rows].
+ */
+export const layerNormKernel = 'GptmedLayerNorm';
+/** GELU (erf): input x; output y. */
+export const geluKernel = 'GptmedGelu';
+/** Attention weights: input x, raw scores [.., queries, keys]; attrs scale, past (see NativeKernels.causalSoftmax). */
+export const causalSoftmaxKernel = 'GptmedCausalSoftmax';
+/** One AdamW update: inputs p, m, v, g; attr settings (NativeKernels.adamW's eight numbers); outputs p, m, v. */
+export const adamWKernel = 'GptmedAdamW';
+/** Σ x² of a float32 tensor as a float32 scalar (the gradients' global norm). */
+export const sumSquaresKernel = 'GptmedSumSquares';
+const layerNormGradKernel = 'GptmedLayerNormGrad';
+const geluGradKernel = 'GptmedGeluGrad';
+const causalSoftmaxGradKernel = 'GptmedCausalSoftmaxGrad';
 
 // ---- The adapter around tfjs-wasm's internals ---------------------------------------------------
 
 /**
  * The tfjs release whose wasm backend internals (BackendWasm.makeOutput and typedArrayFromHeap: how a
- * tensor's memory is laid out on the wasm heap) these kernels were written against. package.json pins
+ * tensor's memory is laid out on the wasm heap; incRef: its reference count) these kernels were written against. package.json pins
  * tfjs to it; another release turns the fast path off rather than risk writing to the wrong memory.
  */
 export const tfjsVersionWrittenFor = '4.22.0';
@@ -48,9 +66,9 @@ export function wasmInternalsProblem(versions: { core: string; wasm: string }, b
   if (versions.core !== tfjsVersionWrittenFor || versions.wasm !== tfjsVersionWrittenFor) {
     return `they are written for tfjs ${tfjsVersionWrittenFor}, found @tensorflow/tfjs-core ${versions.core} and @tensorflow/tfjs-backend-wasm ${versions.wasm}`;
   }
-  const methods = backend as Partial<Record<'makeOutput' | 'typedArrayFromHeap', unknown>> | undefined;
-  if (typeof methods?.makeOutput !== 'function' || typeof methods.typedArrayFromHeap !== 'function') {
-    return 'the wasm backend lacks makeOutput/typedArrayFromHeap';
+  const methods = backend as Partial<Record<'makeOutput' | 'typedArrayFromHeap' | 'incRef', unknown>> | undefined;
+  if (typeof methods?.makeOutput !== 'function' || typeof methods.typedArrayFromHeap !== 'function' || typeof methods.incRef !== 'function') {
+    return 'the wasm backend lacks makeOutput/typedArrayFromHeap/incRef';
   }
   return null;
 }
@@ -62,6 +80,12 @@ class WasmHeap {
   /** A new float32 tensor. Allocate every output before taking views: growing the heap detaches views taken before. */
   output(shape: number[]): TensorInfo {
     return this.backend.makeOutput(shape, 'float32');
+  }
+
+  /** Another reference to x's memory (freed when the last reference is disposed). */
+  share(x: TensorInfo): TensorInfo {
+    this.backend.incRef(x.dataId);
+    return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
   }
 
   /** A view of a float32 tensor (the kernel's accept checked the dtype). */
@@ -108,6 +132,40 @@ export function fastKernelCalls(): Record<string, KernelCalls> {
 
 export function resetFastKernelCalls(): void {
   for (const counts of calls.values()) counts.fast = counts.fallback = 0;
+  matMuls.calls = matMuls.flops = matMuls.seconds = 0;
+}
+
+/** Matrix products the fast path ran: how many, their floating-point operations, and the seconds they took. */
+export interface MatMulStats {
+  calls: number;
+  flops: number;
+  seconds: number;
+}
+
+const matMuls: MatMulStats = { calls: 0, flops: 0, seconds: 0 };
+
+/** The products since registration or resetFastKernelCalls (a copy): what share of a step they are, and at what rate. */
+export function fastMatMulStats(): MatMulStats {
+  return { ...matMuls };
+}
+
+/**
+ * What the native sgemm (the same pool-parallel gemm the kernels call) gives on one [m, k] x [k, n] product,
+ * in GFLOP/s, timed over repeats for at least `seconds`: the machine's rate beside the one a step achieves.
+ * null where the addon or a BLAS did not load.
+ */
+export function sgemmGflops(m: number, k: number, n: number, seconds = 0.3): number | null {
+  const { kernels } = loadNativeKernels();
+  if (!kernels) return null;
+  const a = new Float32Array(m * k).fill(0.5), b = new Float32Array(k * n).fill(0.25), c = new Float32Array(m * n);
+  kernels.gemm(a, b, c, null, 1, m, n, k, false, false, 0, 0); // warm-up: threads and caches
+  let runs = 0;
+  const start = performance.now();
+  while (performance.now() - start < seconds * 1000 || runs < 3) {
+    kernels.gemm(a, b, c, null, 1, m, n, k, false, false, 0, 0);
+    runs++;
+  }
+  return (2 * m * n * k * runs) / ((performance.now() - start) / 1000) / 1e9;
 }
 
 function stockKernel(kernelName: string, backendName: string): KernelConfig {
@@ -313,17 +371,16 @@ function reduceKernel(native: NativeKernels, name: string, op: number): FastKern
   };
 }
 
-/** Identity as a copy (tf.clone, and the gradients that pass a tensor through). */
-function identityKernel(native: NativeKernels): FastKernel<TensorInfo> {
-  const flat = Int32Array.from([0, 1, 2, 3]);
+/**
+ * Identity as a second reference to the same memory, as tfjs's cpu backend does (the wasm backend copies).
+ * tfjs clones every tensor a gradient saves, so copying doubled the memory of all saved activations; sharing
+ * is safe because tfjs tensors are never written in place (Variable.assign swaps memory, it does not write).
+ */
+function identityKernel(): FastKernel<TensorInfo> {
   return {
     name: tf.Identity,
-    accept: (inputs) => { const x = input(inputs, 'x'); return x.dtype === 'float32' ? x : null; },
-    run: (heap, x) => {
-      const out = heap.output(x.shape);
-      native.permute(heap.f32(x), heap.f32(out), Int32Array.from([1, 1, 1, size(x.shape)]), flat);
-      return out;
-    },
+    accept: (inputs) => { const x = input(inputs, 'x'); return x.dtype === 'string' ? null : x; },
+    run: (heap, x) => heap.share(x),
   };
 }
 
@@ -398,10 +455,14 @@ function concatKernel(native: NativeKernels): FastKernel<TensorInfo[]> {
 
 function runMatMul(native: NativeKernels, heap: WasmHeap, p: MatMulPlan): TensorInfo {
   const out = heap.output(p.outShape);
+  const start = performance.now();
   native.gemm(
     heap.f32(p.a), heap.f32(p.b), heap.f32(out), p.bias ? heap.f32(p.bias) : null,
     p.batch, p.m, p.n, p.k, p.transposeA, p.transposeB, p.strideA, p.strideB,
   );
+  matMuls.seconds += (performance.now() - start) / 1000;
+  matMuls.calls++;
+  matMuls.flops += 2 * p.batch * p.m * p.n * p.k;
   return out;
 }
 
@@ -495,15 +556,101 @@ function crossEntropyGradKernelOf(native: NativeKernels): FastKernel<CrossEntrop
   };
 }
 
+// ---- The fused training kernels (own kernels; the model and the optimizer call them by name) --------
+
+/** What an own kernel's run gets: a float32 tensor by input name, and the call's attributes. */
+interface OwnCall {
+  t: (name: string) => TensorInfo;
+  attrs: NamedAttrMap;
+}
+
+/** An own kernel over float32 inputs only (the callers check that it is registered, then send float32). */
+function ownKernel(name: string, run: (heap: WasmHeap, call: OwnCall) => TensorInfo | TensorInfo[]): FastKernel<OwnCall> {
+  return {
+    name,
+    own: true,
+    accept: (inputs, attrs) => (allFloat32(...Object.values(inputs).map((t) => t ?? null)) ? { t: (n) => input(inputs, n), attrs } : null),
+    run,
+  };
+}
+
+/** x as rows of its last axis. */
+function rowsOf(x: TensorInfo): { rows: number; cols: number } {
+  return lastAxisRows(x, -1) ?? { rows: 0, cols: 0 };
+}
+
+function layerNormKernels(native: NativeKernels): Array<FastKernel<OwnCall>> {
+  const forward = ownKernel(layerNormKernel, (heap, { t, attrs }) => {
+    const x = t('x'), { rows, cols } = rowsOf(x);
+    const [y, mean, rstd] = [heap.output(x.shape), heap.output([rows]), heap.output([rows])];
+    native.layerNorm(heap.f32(x), heap.f32(t('gamma')), heap.f32(t('beta')), heap.f32(y), heap.f32(mean), heap.f32(rstd), rows, cols, attrs.eps as number);
+    return [y, mean, rstd];
+  });
+  const backward = ownKernel(layerNormGradKernel, (heap, { t }) => {
+    const x = t('x'), gamma = t('gamma'), { rows, cols } = rowsOf(x);
+    const [dx, dgamma, dbeta] = [heap.output(x.shape), heap.output(gamma.shape), heap.output(gamma.shape)];
+    native.layerNormGrad(
+      heap.f32(t('dy')), heap.f32(x), heap.f32(gamma), heap.f32(t('mean')), heap.f32(t('rstd')),
+      heap.f32(dx), heap.f32(dgamma), heap.f32(dbeta), rows, cols,
+    );
+    return [dx, dgamma, dbeta];
+  });
+  return [forward, backward];
+}
+
+function geluKernels(native: NativeKernels): Array<FastKernel<OwnCall>> {
+  const forward = ownKernel(geluKernel, (heap, { t }) => {
+    const x = t('x'), y = heap.output(x.shape);
+    native.gelu(heap.f32(x), heap.f32(y), size(x.shape));
+    return y;
+  });
+  const backward = ownKernel(geluGradKernel, (heap, { t }) => {
+    const x = t('x'), dx = heap.output(x.shape);
+    native.geluGrad(heap.f32(t('dy')), heap.f32(x), heap.f32(dx), size(x.shape));
+    return dx;
+  });
+  return [forward, backward];
+}
+
+function causalSoftmaxKernels(native: NativeKernels): Array<FastKernel<OwnCall>> {
+  const forward = ownKernel(causalSoftmaxKernel, (heap, { t, attrs }) => {
+    const x = t('x'), { rows, cols } = rowsOf(x), y = heap.output(x.shape);
+    native.causalSoftmax(heap.f32(x), heap.f32(y), rows, x.shape[x.shape.length - 2]!, cols, (attrs.past as number) ?? 0, attrs.scale as number);
+    return y;
+  });
+  const backward = ownKernel(causalSoftmaxGradKernel, (heap, { t, attrs }) => {
+    const y = t('y'), { rows, cols } = rowsOf(y), dx = heap.output(y.shape);
+    native.causalSoftmaxGrad(heap.f32(t('dy')), heap.f32(y), heap.f32(dx), rows, cols, attrs.scale as number);
+    return dx;
+  });
+  return [forward, backward];
+}
+
+function optimizerKernels(native: NativeKernels): Array<FastKernel<OwnCall>> {
+  const adamW = ownKernel(adamWKernel, (heap, { t, attrs }) => {
+    const p = t('p'), outs = [heap.output(p.shape), heap.output(p.shape), heap.output(p.shape)];
+    const [po, mo, vo] = outs.map((out) => heap.f32(out)) as [Float32Array, Float32Array, Float32Array];
+    native.adamW(heap.f32(p), heap.f32(t('m')), heap.f32(t('v')), heap.f32(t('g')), po, mo, vo, size(p.shape), Float32Array.from(attrs.settings as number[]));
+    return outs;
+  });
+  const sumSquares = ownKernel(sumSquaresKernel, (heap, { t }) => {
+    const x = t('x'), out = heap.output([]);
+    heap.f32(out)[0] = native.sumSquares(heap.f32(x), size(x.shape));
+    return out;
+  });
+  return [adamW, sumSquares];
+}
+
 function kernelConfigs(native: NativeKernels, backendName: string): KernelConfig[] {
   const on = <Plan>(kernel: FastKernel<Plan>): KernelConfig => kernelConfig(kernel, backendName);
   return [
     ...unaryOps.map((name, op) => on(unaryKernel(native, name, op))),
     ...binaryOps.map((name, op) => on(binaryKernel(native, name, op))),
     ...reduceOps.map((name, op) => on(reduceKernel(native, name, op))),
-    on(identityKernel(native)), on(transposeKernel(native)), on(splitKernel(native)), on(concatKernel(native)),
+    on(identityKernel()), on(transposeKernel(native)), on(splitKernel(native)), on(concatKernel(native)),
     on(batchMatMulKernel(native)), on(fusedMatMulKernel(native)), on(softmaxKernel(native)),
     on(softmaxGradKernelOf(native)), on(crossEntropyKernelOf(native)), on(crossEntropyGradKernelOf(native)),
+    ...[...layerNormKernels(native), ...geluKernels(native), ...causalSoftmaxKernels(native), ...optimizerKernels(native)].map(on),
   ];
 }
 
@@ -531,6 +678,36 @@ function softmaxGradient(stock: GradConfig): GradConfig {
   };
 }
 
+// ---- The fused kernels' gradients ------------------------------------------------------------------
+
+/**
+ * Gradients of the fused kernels, each one native pass from what its forward saved. Computed when the tape
+ * asks (each input's closure returns its part), as tfjs's multi-input gradients are.
+ */
+const fusedGradients: GradConfig[] = [
+  {
+    kernelName: layerNormKernel,
+    inputsToSave: ['x', 'gamma'],
+    outputsToSave: [false, true, true],
+    gradFunc: (dys, saved) => {
+      const [x, gamma, mean, rstd] = saved;
+      const dy = (dys as Tensor[])[0]!;
+      const [dx, dgamma, dbeta] = tf.engine().runKernel(layerNormGradKernel, { dy, x: x!, gamma: gamma!, mean: mean!, rstd: rstd! }) as Tensor[];
+      return { x: () => dx!, gamma: () => dgamma!, beta: () => dbeta! };
+    },
+  },
+  {
+    kernelName: geluKernel,
+    inputsToSave: ['x'],
+    gradFunc: (dy, [x]) => ({ x: () => tf.engine().runKernel(geluGradKernel, { dy: dy as Tensor, x: x! }) as Tensor }),
+  },
+  {
+    kernelName: causalSoftmaxKernel,
+    outputsToSave: [true],
+    gradFunc: (dy, [y], attrs) => ({ x: () => tf.engine().runKernel(causalSoftmaxGradKernel, { dy: dy as Tensor, y: y! }, attrs as NamedAttrMap) as Tensor }),
+  },
+];
+
 // ---- Registration -------------------------------------------------------------------------------
 
 let registeredFor: string | undefined;
@@ -557,6 +734,7 @@ export async function registerFastKernels(backendName: string): Promise<FastKern
   }
   const stockGradient = tf.getGradient(tf.Softmax);
   if (stockGradient) tf.registerGradient(softmaxGradient(stockGradient));
+  for (const gradient of fusedGradients) tf.registerGradient(gradient);
   registeredFor = backendName;
   return { enabled: true };
 }

@@ -49,6 +49,34 @@ export interface NativeKernels {
   reduceInner(op: number, x: Float32Array, out: Float32Array, rows: number, cols: number): void;
   /** out[c] = op(x[0..rows), c]); op indexes reduceOps. */
   reduceOuter(op: number, x: Float32Array, out: Float32Array, rows: number, cols: number): void;
+  /** LayerNorm over rows: y = (x − mean) · rstd · gamma + beta; mean and rstd [rows] kept for the gradient. */
+  layerNorm(x: Float32Array, gamma: Float32Array, beta: Float32Array, y: Float32Array, mean: Float32Array, rstd: Float32Array, rows: number, cols: number, eps: number): void;
+  /** Its gradient from x, gamma and the saved mean and rstd: dx, and dgamma, dbeta summed over the rows. */
+  layerNormGrad(
+    dy: Float32Array, x: Float32Array, gamma: Float32Array, mean: Float32Array, rstd: Float32Array,
+    dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array, rows: number, cols: number,
+  ): void;
+  /** y = x/2 · (1 + erf(x/√2)). */
+  gelu(x: Float32Array, y: Float32Array, n: number): void;
+  /** dx = dy · GELU'(x). */
+  geluGrad(dy: Float32Array, x: Float32Array, dx: Float32Array, n: number): void;
+  /**
+   * Attention weights from raw scores [rows = .. x queries, keys]: softmax(x · scale) over the keys query
+   * i (position past + i) sees, 0 beyond.
+   */
+  causalSoftmax(x: Float32Array, y: Float32Array, rows: number, queries: number, keys: number, past: number, scale: number): void;
+  /** dx = scale · y · (dy − Σ dy·y) per row: causalSoftmax's gradient from its output y. */
+  causalSoftmaxGrad(dy: Float32Array, y: Float32Array, dx: Float32Array, rows: number, cols: number, scale: number): void;
+  /**
+   * One AdamW update of n values into the out arrays; settings = [lr, beta1, beta2, eps, decay factor,
+   * gradScale, bias correction 1, bias correction 2] (src/train/optimizer.ts states the formula).
+   */
+  adamW(
+    p: Float32Array, m: Float32Array, v: Float32Array, g: Float32Array,
+    pOut: Float32Array, mOut: Float32Array, vOut: Float32Array, n: number, settings: Float32Array,
+  ): void;
+  /** Σ x² over n values, summed in double. */
+  sumSquares(x: Float32Array, n: number): number;
 }
 
 /** The tfjs kernels behind the addon's op codes, in the order of native/gptmed_native.cc's enums. */

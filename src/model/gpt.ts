@@ -18,12 +18,10 @@ import * as tf from '@tensorflow/tfjs';
 import seedrandom from 'seedrandom';
 import { UserError } from '../common/errors.js';
 import type { ModelConfig } from './config.js';
+import { causalAttentionWeights, gelu, layerNorm } from './fused.js';
 import { adapterSpecs, loraScale, type LoraConfig, type LoraTarget } from './lora.js';
 
 const initStd = 0.02;
-const layerNormEps = 1e-5;
-/** Added to attention scores of future positions; finite so a fully masked row cannot produce NaN. */
-const maskedScore = -1e9;
 
 type Init = 'normal' | 'residualNormal' | 'zeros' | 'ones';
 
@@ -231,9 +229,8 @@ export class GPT {
       const positions = tf.range(past, past + T, 1, 'int32');
       let x = tf.add(tf.mul(tf.gather(this.wte, idx), Math.sqrt(dModel)), tf.gather(this.wpe, positions)) as tf.Tensor3D;
       x = dropout(x) as tf.Tensor3D;
-      const mask = causalMask(T, past);
       this.blocks.forEach((block, i) => {
-        x = tf.add(x, this.attention(layerNorm(x, block.ln1), block, mask, nHeads, { dropout, loraDropout }, cache, i));
+        x = tf.add(x, this.attention(layerNorm(x, block.ln1), block, past, nHeads, { dropout, loraDropout }, cache, i));
         x = tf.add(x, this.mlp(layerNorm(x, block.ln2), block, { dropout, loraDropout }));
       });
       x = layerNorm(x, this.lnF);
@@ -260,7 +257,7 @@ export class GPT {
   private attention(
     x: tf.Tensor3D,
     block: Block,
-    mask: tf.Tensor2D,
+    past: number,
     nHeads: number,
     { dropout, loraDropout }: { dropout: Dropout; loraDropout: Dropout },
     cache: KVCache | undefined,
@@ -285,8 +282,8 @@ export class GPT {
       entry.k = tf.keep(keys);
       entry.v = tf.keep(values);
     }
-    const scores = tf.add(tf.mul(tf.matMul(heads(q), keys, false, true), 1 / Math.sqrt(headDim)), mask);
-    const weights = dropout(tf.softmax(scores, -1));
+    const scores = tf.matMul(heads(q), keys, false, true) as tf.Tensor4D;
+    const weights = dropout(causalAttentionWeights(scores, 1 / Math.sqrt(headDim), past));
     const y = tf.matMul(weights, values).transpose([0, 2, 1, 3]).reshape([B, T, d]) as tf.Tensor3D;
     return dropout(linear(y, block.attnProj, block.lora['attn.proj'], loraDropout)) as tf.Tensor3D;
   }
@@ -328,7 +325,8 @@ function linear(x: tf.Tensor3D, [weight, bias]: [tf.Variable, tf.Variable], adap
   const [B, T, nIn] = x.shape;
   const nOut = weight.shape[1]!;
   const flat = x.reshape([B * T, nIn]);
-  const y = tf.add(tf.matMul(flat, weight), bias);
+  // The bias added inside the product: no separate [B * T, out] sum kept for the backward pass.
+  const y = tf.fused.matMul({ a: flat, b: weight, bias });
   if (!adapter) return y.reshape([B, T, nOut]);
   // Masked as [B, T, in]: a row's masks depend on its index in the step's batch (see dropoutFn), not on B * T.
   const input = loraDropout ? loraDropout(x).reshape([B * T, nIn]) : flat;
@@ -362,23 +360,4 @@ function makeAdapters(config: ModelConfig, lora: LoraConfig, given: ReadonlyMap<
     // Decoupled weight decay applies to both factors (as torch's AdamW over PEFT's trainable parameters).
     return { name: spec.name, shape: spec.shape, init: spec.init === 'zeros' ? 'zeros' : 'normal', weightDecay: true, variable: toVariable(init) };
   });
-}
-
-function layerNorm(x: tf.Tensor3D, [gamma, beta]: [tf.Variable, tf.Variable]): tf.Tensor3D {
-  const centered = tf.sub(x, tf.mean(x, -1, true));
-  const variance = tf.mean(tf.square(centered), -1, true);
-  return tf.add(tf.mul(tf.mul(centered, tf.rsqrt(tf.add(variance, layerNormEps))), gamma), beta);
-}
-
-/** GELU with the exact erf, as torch.nn.GELU(). */
-function gelu(x: tf.Tensor3D): tf.Tensor3D {
-  return tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1));
-}
-
-/** Additive mask [T, past + T]: query i (position past + i) sees keys 0..past + i. */
-function causalMask(T: number, past: number): tf.Tensor2D {
-  const L = past + T;
-  const values = new Float32Array(T * L);
-  for (let i = 0; i < T; i++) values.fill(maskedScore, i * L + past + i + 1, (i + 1) * L);
-  return tf.tensor2d(values, [T, L]);
 }

@@ -6,6 +6,7 @@
  * plus clipping of the gradients by their global norm.
  */
 import * as tf from '@tensorflow/tfjs';
+import { adamWKernel, sumSquaresKernel } from '../backend/fast-kernels.js';
 import { UserError } from '../common/errors.js';
 import type { NamedArray } from '../model/checkpoint.js';
 import type { Parameter } from '../model/gpt.js';
@@ -45,16 +46,32 @@ export class AdamW {
     this.updates++;
     const correction1 = 1 - beta1 ** this.updates;
     const correction2 = 1 - beta2 ** this.updates;
-    tf.tidy(() => {
-      this.slots.forEach(({ param, m, v }, i) => {
-        const g = gradScale === 1 ? grads[i] : tf.mul(grads[i], gradScale);
-        m.assign(tf.add(tf.mul(m, beta1), tf.mul(g, 1 - beta1)));
-        v.assign(tf.add(tf.mul(v, beta2), tf.mul(tf.square(g), 1 - beta2)));
-        const p = param.weightDecay && weightDecay > 0 ? tf.mul(param.variable, 1 - lr * weightDecay) : param.variable;
-        const denom = tf.add(tf.sqrt(tf.div(v, correction2)), eps);
-        param.variable.assign(tf.sub(p, tf.mul(tf.div(m, denom), lr / correction1)));
-      });
-    });
+    const fused = tf.getKernel(adamWKernel, tf.getBackend()) !== undefined;
+    // One tidy per parameter: its temporaries go before the next parameter's are made.
+    this.slots.forEach((slot, i) => tf.tidy(() => {
+      const decay = slot.param.weightDecay && weightDecay > 0 ? 1 - lr * weightDecay : 1;
+      if (fused) {
+        const { param, m, v } = slot;
+        const settings = [lr, beta1, beta2, eps, decay, gradScale, correction1, correction2];
+        const [p1, m1, v1] = tf.engine().runKernel(adamWKernel, { p: param.variable, m, v, g: grads[i]! }, { settings }) as tf.Tensor[];
+        m.assign(m1!);
+        v.assign(v1!);
+        param.variable.assign(p1!);
+      } else {
+        this.stockUpdate(slot, grads[i]!, { lr, decay, gradScale, correction1, correction2 });
+      }
+    }));
+  }
+
+  /** The update as tfjs ops, one tensor per step of the formula (backends without the fused kernel). */
+  private stockUpdate({ param, m, v }: Slot, grad: tf.Tensor, o: { lr: number; decay: number; gradScale: number; correction1: number; correction2: number }): void {
+    const { beta1, beta2, eps } = this.settings;
+    const g = o.gradScale === 1 ? grad : tf.mul(grad, o.gradScale);
+    m.assign(tf.add(tf.mul(m, beta1), tf.mul(g, 1 - beta1)));
+    v.assign(tf.add(tf.mul(v, beta2), tf.mul(tf.square(g), 1 - beta2)));
+    const p = o.decay !== 1 ? tf.mul(param.variable, o.decay) : param.variable;
+    const denom = tf.add(tf.sqrt(tf.div(v, o.correction2)), eps);
+    param.variable.assign(tf.sub(p, tf.mul(tf.div(m, denom), o.lr / o.correction1)));
   }
 
   /** Moments and update count, for a checkpoint. */
@@ -89,7 +106,11 @@ export class AdamW {
 
 /** The global L2 norm of the gradients. */
 export function globalNorm(grads: readonly tf.Tensor[]): number {
-  const norm = tf.tidy(() => tf.sqrt(tf.addN(grads.map((g) => tf.sum(tf.square(g))))));
+  // The fused kernel squares and sums in one pass, without a squared copy of each gradient.
+  const sumOfSquares = tf.getKernel(sumSquaresKernel, tf.getBackend()) !== undefined
+    ? (g: tf.Tensor): tf.Tensor => tf.engine().runKernel(sumSquaresKernel, { x: g }) as tf.Tensor
+    : (g: tf.Tensor): tf.Tensor => tf.sum(tf.square(g));
+  const norm = tf.tidy(() => tf.sqrt(tf.addN(grads.map(sumOfSquares))));
   const value = norm.dataSync()[0];
   norm.dispose();
   return value;

@@ -18,6 +18,7 @@ import {
   broadcastPlan, fastKernelCalls, registerFastKernels, resetFastKernelCalls, softmaxGradKernel, tfjsVersionWrittenFor, wasmInternalsProblem,
 } from '../../src/backend/fast-kernels.js';
 import { registerMissingWasmKernels } from '../../src/backend/missing-kernels.js';
+import { causalAttentionWeights, gelu, layerNorm } from '../../src/model/fused.js';
 import { GPT } from '../../src/model/gpt.js';
 import { hasFusedCrossEntropy, weightedCrossEntropy } from '../../src/model/loss.js';
 import { AdamW } from '../../src/train/optimizer.js';
@@ -154,6 +155,26 @@ test('softmax cross-entropy fused over a vocabulary of 8000, with uncounted posi
   }, 1e-5, 1e-7);
 });
 
+test('fused LayerNorm, GELU and causal attention weights match the stock formulas, with their gradients', async () => {
+  const [B, T, d] = [3, 40, 96];
+  const xv = randomArray(B * T * d, -3, 3), gv = randomArray(d, 0.5, 1.5), bv = randomArray(d), wv = randomArrayFrom(B * T * d);
+  await ranFast(['GptmedLayerNorm', 'GptmedLayerNormGrad', 'GptmedGelu', 'GptmedGeluGrad'], () => check('layerNorm, gelu', () => {
+    const x = tf.tensor3d(xv, [B, T, d]), gamma = tf.tensor1d(gv), beta = tf.tensor1d(bv), w = tf.tensor3d(wv, [B, T, d]);
+    const chain = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor): tf.Tensor => tf.sum(tf.mul(gelu(layerNorm(a as tf.Tensor3D, [g, b])), w));
+    return [layerNorm(x, [gamma, beta]), gelu(x), ...tf.grads(chain)([x, gamma, beta])];
+  }, 1e-4, 1e-5));
+  // Training (past 0) and decoding with a cache (past 5: 3 new queries over 8 keys).
+  for (const [queries, past] of [[33, 0], [3, 5]] as const) {
+    const shape = [2, 4, queries, past + queries];
+    const sv = randomArray(sizeOf(shape), -6, 6), weight = randomArrayFrom(sizeOf(shape));
+    await ranFast(['GptmedCausalSoftmax', 'GptmedCausalSoftmaxGrad'], () => check(`causal softmax past ${past}`, () => {
+      const s = tf.tensor4d(sv, shape as [number, number, number, number]), w = tf.tensor(weight, shape);
+      const f = (t: tf.Tensor): tf.Tensor => tf.sum(tf.mul(causalAttentionWeights(t as tf.Tensor4D, 0.125, past), w));
+      return [causalAttentionWeights(s, 0.125, past), tf.grad(f)(s)];
+    }, 1e-4, 1e-6));
+  }
+});
+
 test('element-wise functions, including exp far below and above zero', async () => {
   const n = 300_000;
   const wide = randomArray(n, -100, 88);
@@ -233,9 +254,10 @@ test('a training step of a small GPT (forward, backward, AdamW) runs every fast 
   resetFastKernelCalls();
   const { loss } = step.run([{ rows, T, x, y, weights: new Float32Array(rows * T).fill(1), targets: rows * T }], 1e-3, 'fast-path');
   assert.ok(Number.isFinite(loss));
-  // Used only outside this step, and checked by the tests above: log and max (the unfused loss), tanh,
-  // _FusedMatMul (the model's linear layers are matMul + add).
-  const notInStep = new Set(['Log', 'Max', 'Tanh', '_FusedMatMul']);
+  // Used only outside this step, and checked by the tests above: the element-wise kernels and softmax that the
+  // fused LayerNorm, GELU, attention weights, loss and AdamW replace inside it (other callers and models still
+  // use them).
+  const notInStep = new Set(['Exp', 'Log', 'Neg', 'Rsqrt', 'Square', 'Erf', 'Tanh', 'Sub', 'RealDiv', 'Max', 'Mean', 'Softmax', softmaxGradKernel]);
   const calls = Object.entries(fastKernelCalls());
   assert.ok(calls.length >= 25, `registered kernels: ${calls.map(([name]) => name).join(', ')}`);
   for (const [name, counts] of calls.filter(([name]) => !notInStep.has(name))) {
