@@ -5,12 +5,15 @@
  * the same loss and gradient, see step.ts) until the estimate below fits the budget.
  *
  * The estimate is a function of the model config and the batch shape only (so a run and its resume split
- * alike): float32 values live at the step's peak, measured with tf.profile's peakBytes on the wasm backend
- * with the native kernels, dropout 0.1, over tiny/small/medium-like shapes at T = 64..511, and fitted (within
- * 6%), then rounded up:
- *   14 per parameter (weights, gradients, AdamW moments and update temporaries)
- *   + per position: 4.2 x vocab (logits and their gradient; 11 without the fused cross-entropy kernel)
- *     + per layer: 60 x dModel + 24 x dFf + 18 x nHeads x T (attention scores and their gradients)
+ * alike): float32 values live at the step's peak, measured as the wasm heap's size and the bytes allocated on
+ * it (the larger) after two steps with the native kernels, dropout 0.1, over tiny/small/medium at T = 128..512,
+ * and fitted (the formula is 7-25% above every measurement):
+ *   10 per parameter (weights, gradients, AdamW moments, one parameter's update at a time)
+ *   + per position: 3.5 x vocab (logits and their gradient)
+ *     + per layer: 16 x dModel + 12 x dFf + 6 x nHeads x T (attention weights, their gradient and the scores')
+ * Without the fused kernels (GPTMED_FAST_KERNELS=0, or no addon) the stock chains keep far more, as measured
+ * before them (tf.profile's peakBytes):
+ *   14 per parameter + per position: 11 x vocab + per layer: 60 x dModel + 24 x dFf + 18 x nHeads x T
  */
 import { UserError } from '../common/errors.js';
 import type { ModelConfig } from '../model/config.js';
@@ -20,10 +23,14 @@ import { countParameters } from '../model/gpt.js';
 export const wasmHeapBytes = 4 * 2 ** 30;
 export const wasmStepBudgetBytes = 0.8 * wasmHeapBytes;
 
-/** Estimated peak bytes of one training step over `rows` rows of `T` positions (see the file comment). */
-export function estimateStepBytes(c: ModelConfig, rows: number, T: number, fusedLoss: boolean): number {
-  const perPosition = (fusedLoss ? 4.2 : 11) * c.vocabSize + c.nLayers * (60 * c.dModel + 24 * c.dFf + 18 * c.nHeads * T);
-  return 4 * (14 * countParameters(c) + rows * T * perPosition);
+/**
+ * Estimated peak bytes of one training step over `rows` rows of `T` positions (see the file comment); `fused`:
+ * the backend has the fused native kernels (src/model/loss.ts hasFusedCrossEntropy says so).
+ */
+export function estimateStepBytes(c: ModelConfig, rows: number, T: number, fused: boolean): number {
+  const [perParameter, perVocab, perDModel, perDFf, perScore] = fused ? [10, 3.5, 16, 12, 6] : [14, 11, 60, 24, 18];
+  const perPosition = perVocab * c.vocabSize + c.nLayers * (perDModel * c.dModel + perDFf * c.dFf + perScore * c.nHeads * T);
+  return 4 * (perParameter * countParameters(c) + rows * T * perPosition);
 }
 
 export interface MicroBatchPlan {
@@ -40,16 +47,16 @@ export interface MicroBatchPlan {
  * backends (no such cap) the batch stays whole. When even single rows do not fit, one row per piece: the
  * run then fails with the out-of-memory message, which names what to change.
  */
-export function microBatchPlan(c: ModelConfig, batchSize: number, T: number, backend: string, fusedLoss: boolean): MicroBatchPlan {
-  const whole = { pieces: 1, rows: batchSize, estimatedBytes: estimateStepBytes(c, batchSize, T, fusedLoss) };
+export function microBatchPlan(c: ModelConfig, batchSize: number, T: number, backend: string, fused: boolean): MicroBatchPlan {
+  const whole = { pieces: 1, rows: batchSize, estimatedBytes: estimateStepBytes(c, batchSize, T, fused) };
   if (backend !== 'wasm') return whole;
   for (let pieces = 1; pieces <= batchSize; pieces++) {
     if (batchSize % pieces !== 0) continue;
     const rows = batchSize / pieces;
-    const estimatedBytes = estimateStepBytes(c, rows, T, fusedLoss);
+    const estimatedBytes = estimateStepBytes(c, rows, T, fused);
     if (estimatedBytes <= wasmStepBudgetBytes) return { pieces, rows, estimatedBytes };
   }
-  return { pieces: batchSize, rows: 1, estimatedBytes: estimateStepBytes(c, 1, T, fusedLoss) };
+  return { pieces: batchSize, rows: 1, estimatedBytes: estimateStepBytes(c, 1, T, fused) };
 }
 
 /**
