@@ -277,18 +277,29 @@ inline float ExpApprox(float x) {
 }
 
 // ---- softmax over the last axis: softmax(x, y, rows, cols) -------------------------------
-void SoftmaxRow(const float* x, float* y, int64_t cols) {
-  float max = -INFINITY;
-  for (int64_t j = 0; j < cols; j++) max = std::max(max, x[j]);
-  if (max == -INFINITY) max = 0.f;  // a fully masked row yields NaN as in the reference
-  float sum = 0.f;
-  for (int64_t j = 0; j < cols; j++) {
-    const float e = ExpApprox(x[j] - max);
-    y[j] = e;
-    sum += e;
+// y = softmax(x · scale) over n values; eight running maxima and sums, so the loops vectorise.
+GPTMED_CLONES void ScaledSoftmaxRow(const float* x, float* y, int64_t n, float scale) {
+  constexpr int kLanes = 8;
+  const int64_t whole = n - n % kLanes;
+  float lane[kLanes];
+  for (int l = 0; l < kLanes; l++) lane[l] = -INFINITY;
+  for (int64_t j = 0; j < whole; j += kLanes) {
+    for (int l = 0; l < kLanes; l++) lane[l] = x[j + l] > lane[l] ? x[j + l] : lane[l];
   }
+  float max = -INFINITY;
+  for (int l = 0; l < kLanes; l++) max = std::max(max, lane[l]);
+  for (int64_t j = whole; j < n; j++) max = std::max(max, x[j]);
+  max *= scale;  // scale > 0: the maximum of x · scale (a row of −∞ gives NaN, as in the reference)
+  for (int64_t j = 0; j < n; j++) y[j] = ExpApprox(x[j] * scale - max);
+  for (int l = 0; l < kLanes; l++) lane[l] = 0.f;
+  for (int64_t j = 0; j < whole; j += kLanes) {
+    for (int l = 0; l < kLanes; l++) lane[l] += y[j + l];
+  }
+  float sum = 0.f;
+  for (int l = 0; l < kLanes; l++) sum += lane[l];
+  for (int64_t j = whole; j < n; j++) sum += y[j];
   const float inv = 1.f / sum;
-  for (int64_t j = 0; j < cols; j++) y[j] *= inv;
+  for (int64_t j = 0; j < n; j++) y[j] *= inv;
 }
 
 napi_value Softmax(napi_env env, napi_callback_info info) {
@@ -297,28 +308,37 @@ napi_value Softmax(napi_env env, napi_callback_info info) {
   const float* x = F32(env, a[0], rows * cols, "x");
   float* y = F32(env, a[1], rows * cols, "y");
   ParallelFor(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, cols)), [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; r++) SoftmaxRow(x + r * cols, y + r * cols, cols);
+    for (int64_t r = r0; r < r1; r++) ScaledSoftmaxRow(x + r * cols, y + r * cols, cols, 1.f);
   });
   return Undefined(env);
+}
+
+// dx = scale · y · (dy − Σ dy·y) over rows of cols: softmax's gradient from its output y. Eight partial dot
+// products, so the loop vectorises.
+GPTMED_CLONES void SoftmaxGradRow(const float* dy, const float* y, float* dx, int64_t cols, float scale) {
+  constexpr int kLanes = 8;
+  const int64_t whole = cols - cols % kLanes;
+  float lane[kLanes] = {0, 0, 0, 0, 0, 0, 0, 0};
+  for (int64_t j = 0; j < whole; j += kLanes) {
+    for (int l = 0; l < kLanes; l++) lane[l] += dy[j + l] * y[j + l];
+  }
+  float dot = 0.f;
+  for (int l = 0; l < kLanes; l++) dot += lane[l];
+  for (int64_t j = whole; j < cols; j++) dot += dy[j] * y[j];
+  for (int64_t j = 0; j < cols; j++) dx[j] = scale * (y[j] * (dy[j] - dot));
+}
+
+void SoftmaxGradRows(const float* dy, const float* y, float* dx, int64_t rows, int64_t cols, float scale) {
+  ParallelFor(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, cols)), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) SoftmaxGradRow(dy + r * cols, y + r * cols, dx + r * cols, cols, scale);
+  });
 }
 
 // softmaxGrad(dy, y, dx, rows, cols): dx = y * (dy - sum(dy * y)) per row.
 napi_value SoftmaxGrad(napi_env env, napi_callback_info info) {
   Args<5> a(env, info);
   const int64_t rows = Int(env, a[3], "rows"), cols = Int(env, a[4], "cols");
-  const float* dy = F32(env, a[0], rows * cols, "dy");
-  const float* y = F32(env, a[1], rows * cols, "y");
-  float* dx = F32(env, a[2], rows * cols, "dx");
-  ParallelFor(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, cols)), [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; r++) {
-      const float* dyr = dy + r * cols;
-      const float* yr = y + r * cols;
-      float* dxr = dx + r * cols;
-      float dot = 0.f;
-      for (int64_t j = 0; j < cols; j++) dot += dyr[j] * yr[j];
-      for (int64_t j = 0; j < cols; j++) dxr[j] = yr[j] * (dyr[j] - dot);
-    }
-  });
+  SoftmaxGradRows(F32(env, a[0], rows * cols, "dy"), F32(env, a[1], rows * cols, "y"), F32(env, a[2], rows * cols, "dx"), rows, cols, 1.f);
   return Undefined(env);
 }
 
@@ -619,15 +639,36 @@ napi_value LayerNormGrad(napi_env env, napi_callback_info info) {
   return Undefined(env);
 }
 
+// erf(x) as a rational function of x on [-4, 4] (±1 beyond, where float erf is ±1): odd degree-13 numerator
+// over even degree-8 denominator, the fit XLA and Eigen use for float, within a few ulp. Branch- and call-free
+// so that it vectorises: std::erf is a scalar call and was most of GELU's time.
+inline float ErfApprox(float x) {
+  const float c = x > 4.f ? 4.f : (x < -4.f ? -4.f : x);
+  const float x2 = c * c;
+  float p = -2.72614225801306e-10f;
+  p = p * x2 + 2.77068142495902e-08f;
+  p = p * x2 - 2.10102402082508e-06f;
+  p = p * x2 - 5.69250639462346e-05f;
+  p = p * x2 - 7.34990630326855e-04f;
+  p = p * x2 - 2.95459980854025e-03f;
+  p = p * x2 - 1.60960333262415e-02f;
+  float q = -1.45660718464996e-05f;
+  q = q * x2 - 2.13374055278905e-04f;
+  q = q * x2 - 1.68282697438203e-03f;
+  q = q * x2 - 7.37332916720468e-03f;
+  q = q * x2 - 1.42647390514189e-02f;
+  return c * p / q;
+}
+
 // gelu(x, y, n): y = x/2 · (1 + erf(x/√2)) (torch.nn.GELU's exact form).
 GPTMED_CLONES void GeluRange(const float* x, float* y, int64_t n) {
-  for (int64_t i = 0; i < n; i++) y[i] = x[i] * 0.5f * (std::erf(x[i] * 0.70710678f) + 1.f);
+  for (int64_t i = 0; i < n; i++) y[i] = x[i] * 0.5f * (ErfApprox(x[i] * 0.70710678f) + 1.f);
 }
 
 // geluGrad(dy, x, dx, n): dx = dy · (Φ(x) + x · φ(x)).
 GPTMED_CLONES void GeluGradRange(const float* dy, const float* x, float* dx, int64_t n) {
   for (int64_t i = 0; i < n; i++) {
-    const float cdf = 0.5f * (std::erf(x[i] * 0.70710678f) + 1.f);
+    const float cdf = 0.5f * (ErfApprox(x[i] * 0.70710678f) + 1.f);
     const float pdf = 0.39894228f * ExpApprox(-0.5f * x[i] * x[i]);
     dx[i] = dy[i] * (cdf + x[i] * pdf);
   }
@@ -661,20 +702,14 @@ napi_value CausalSoftmax(napi_env env, napi_callback_info info) {
   const int64_t past = Int(env, a[5], "past");
   const float scale = static_cast<float>(Num(env, a[6], "scale"));
   if (queries == 0 || past + queries > keys) throw ArgError{"causalSoftmax: past + queries exceeds keys"};
+  if (!(scale > 0.f)) throw ArgError{"causalSoftmax: scale must be positive"};
   const float* x = F32(env, a[0], rows * keys, "x");
   float* y = F32(env, a[1], rows * keys, "y");
   ParallelFor(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, keys)), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) {
-      const float* xr = x + r * keys;
-      float* yr = y + r * keys;
       const int64_t seen = past + r % queries + 1;
-      float max = -INFINITY;
-      for (int64_t j = 0; j < seen; j++) max = std::max(max, xr[j] * scale);
-      float sum = 0.f;
-      for (int64_t j = 0; j < seen; j++) sum += (yr[j] = ExpApprox(xr[j] * scale - max));
-      const float inv = 1.f / sum;
-      for (int64_t j = 0; j < seen; j++) yr[j] *= inv;
-      for (int64_t j = seen; j < keys; j++) yr[j] = 0.f;
+      ScaledSoftmaxRow(x + r * keys, y + r * keys, seen, scale);
+      std::fill(y + r * keys + seen, y + (r + 1) * keys, 0.f);
     }
   });
   return Undefined(env);
@@ -685,19 +720,7 @@ napi_value CausalSoftmaxGrad(napi_env env, napi_callback_info info) {
   Args<6> a(env, info);
   const int64_t rows = Int(env, a[3], "rows"), cols = Int(env, a[4], "cols");
   const float scale = static_cast<float>(Num(env, a[5], "scale"));
-  const float* dy = F32(env, a[0], rows * cols, "dy");
-  const float* y = F32(env, a[1], rows * cols, "y");
-  float* dx = F32(env, a[2], rows * cols, "dx");
-  ParallelFor(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, cols)), [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; r++) {
-      const float* dyr = dy + r * cols;
-      const float* yr = y + r * cols;
-      float* dxr = dx + r * cols;
-      float dot = 0.f;
-      for (int64_t j = 0; j < cols; j++) dot += dyr[j] * yr[j];
-      for (int64_t j = 0; j < cols; j++) dxr[j] = scale * (yr[j] * (dyr[j] - dot));
-    }
-  });
+  SoftmaxGradRows(F32(env, a[0], rows * cols, "dy"), F32(env, a[1], rows * cols, "y"), F32(env, a[2], rows * cols, "dx"), rows, cols, scale);
   return Undefined(env);
 }
 
