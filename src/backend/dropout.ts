@@ -12,6 +12,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { KernelBackend, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 
 export const dropoutKernel = 'GptmedDropout';
 
@@ -54,7 +55,7 @@ export function rowKey(label: string): [number, number] {
 }
 
 /** y = dropout(x) as defined above, on any array: the reference every backend's kernel matches. */
-export function applyDropout(x: Float32Array, keys: Int32Array, { threshold, scale }: DropoutAttrs, y = new Float32Array(x.length)): Float32Array {
+export function applyDropout(x: Float32Array, keys: Int32Array, { threshold, scale }: DropoutAttrs, y: Float32Array = new Float32Array(x.length)): Float32Array {
   const rows = keys.length / 2;
   const rowSize = x.length / rows;
   for (let r = 0; r < rows; r++) {
@@ -78,20 +79,35 @@ export function dropout(x: tf.Tensor, keys: Int32Array, rate: number): tf.Tensor
   });
 }
 
-/** The kernel for backends whose tensors live in CPU memory (wasm, cpu, tfjs-node): the reference, on a copy of x. */
-function cpuDropoutKernel({ inputs, backend, attrs }: { inputs: Record<string, TensorInfo>; backend: unknown; attrs?: NamedAttrMap }): TensorInfo {
+type KernelArgs = { inputs: Record<string, TensorInfo>; backend: unknown; attrs?: NamedAttrMap };
+
+/**
+ * On wasm: the reference on the tensors' memory in the wasm heap, in place (a copy out and back of each mask-sized
+ * tensor cost more than the hash: every fresh large buffer is zeroed and paged in, and pressures the GC).
+ */
+function wasmDropoutKernel({ inputs, backend, attrs }: KernelArgs): TensorInfo {
+  const { x, keys } = inputs as { x: TensorInfo; keys: TensorInfo };
+  const wasm = backend as BackendWasm;
+  // Allocate before taking views: growing the heap detaches views taken earlier.
+  const y = wasm.makeOutput(x.shape, 'float32');
+  const heap = (t: TensorInfo) => wasm.typedArrayFromHeap(t);
+  applyDropout(heap(x) as Float32Array, heap(keys) as Int32Array, attrs as DropoutAttrs, heap(y) as Float32Array);
+  return y;
+}
+
+/** On the other CPU-memory backends (cpu: readSync and write do not copy; tfjs-node: they copy, unavoidably). */
+function cpuDropoutKernel({ inputs, backend, attrs }: KernelArgs): TensorInfo {
   const { x, keys } = inputs as { x: TensorInfo; keys: TensorInfo };
   const store = backend as KernelBackend;
-  const values = store.readSync(x.dataId) as Float32Array;
-  const y = applyDropout(values, store.readSync(keys.dataId) as Int32Array, attrs as DropoutAttrs);
+  const y = applyDropout(store.readSync(x.dataId) as Float32Array, store.readSync(keys.dataId) as Int32Array, attrs as DropoutAttrs);
   return { dataId: store.write(y, x.shape, 'float32'), shape: x.shape, dtype: 'float32' };
 }
 
-/** Backends with CPU memory that get cpuDropoutKernel; the webgpu backend registers its own (a WGSL program). */
-const cpuBackends = ['wasm', 'cpu', 'tensorflow'];
+/** The webgpu backend registers its own (a WGSL program, src/backend/webgpu-kernels.ts). */
+const kernels: Array<[string, (args: KernelArgs) => TensorInfo]> = [['wasm', wasmDropoutKernel], ['cpu', cpuDropoutKernel], ['tensorflow', cpuDropoutKernel]];
 
 // Registered on import, as tfjs registers its own kernels: whoever can call dropout() has the kernel.
-for (const backendName of cpuBackends) tf.registerKernel({ kernelName: dropoutKernel, backendName, kernelFunc: cpuDropoutKernel as tf.KernelFunc });
+for (const [backendName, kernelFunc] of kernels) tf.registerKernel({ kernelName: dropoutKernel, backendName, kernelFunc: kernelFunc as tf.KernelFunc });
 tf.registerGradient({
   kernelName: dropoutKernel,
   inputsToSave: ['keys'],
