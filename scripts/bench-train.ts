@@ -36,6 +36,10 @@ interface Measurement {
   peak_rss_mb: number;
   /** gptmed only: pieces each batch was split into. */
   micro_batches?: number;
+  /** gptmed with the native kernels: matrix products' share of the step, their GFLOP/s, sgemm's on the MLP's shape. */
+  matmul_share?: number;
+  matmul_gflops?: number;
+  sgemm_gflops?: number;
 }
 
 function parseConfig(name: string): BenchConfig {
@@ -45,7 +49,7 @@ function parseConfig(name: string): BenchConfig {
 }
 
 const args = yargs(hideBin(process.argv))
-  .option('configs', { type: 'string', alias: 'only', default: 'tiny-256x8,small-256x8,small-512x16', describe: 'comma-separated SIZE-SEQxBATCH' })
+  .option('configs', { type: 'string', alias: 'only', default: 'tiny-256x8,small-256x8,small-512x16,medium-512x16', describe: 'comma-separated SIZE-SEQxBATCH' })
   .option('sizes', { type: 'array', choices: modelSizes, describe: 'keep only the configurations of these sizes' })
   .option('vocab-size', { type: 'number', default: 8000 })
   .option('dropout', { type: 'number', default: 0, describe: 'the PyTorch reference has none' })
@@ -66,7 +70,7 @@ async function measureHere(config: BenchConfig): Promise<Measurement> {
   const modelConfig: ModelConfig = { ...loadPreset(config.size), vocabSize: args.vocabSize, dropout: args.dropout };
   const microBatches = args.microBatches === 'auto' ? 'auto' : Number(args.microBatches);
   const speed = measureTrainingSpeed(
-    { modelConfig, batchSize: config.batch, seqLen: config.seq, steps: args.steps, warmup: args.warmup, microBatches, seed: `bench-train:${config.name}` },
+    { modelConfig, batchSize: config.batch, seqLen: config.seq, steps: args.steps, warmup: args.warmup, microBatches, seed: `bench-train:${config.name}`, matMulShare: true },
     backend,
   );
   return {
@@ -75,6 +79,7 @@ async function measureHere(config: BenchConfig): Promise<Measurement> {
     tokens_per_s: speed.tokensPerSec,
     peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
     micro_batches: speed.microBatches,
+    ...(speed.matMul && { matmul_share: speed.matMul.share, matmul_gflops: speed.matMul.gflops, sgemm_gflops: speed.matMul.sgemmGflops }),
   };
 }
 
@@ -118,6 +123,11 @@ function report(label: string, results: Array<Measurement | string>): Measuremen
   if (ok.length === 0) return ok;
   const split = ok[0]!.micro_batches && ok[0]!.micro_batches > 1 ? ` (as ${ok[0]!.micro_batches} micro-batches)` : '';
   console.log(`${label}: ${ok[0]!.engine}: ${range(ok.map((m) => m.tokens_per_s))} tokens/s${split}, peak RSS ${range(ok.map((m) => m.peak_rss_mb))} MB`);
+  const products = ok.filter((m) => m.matmul_share !== undefined);
+  if (products.length > 0) {
+    console.log(`${label}: matrix products ${range(products.map((m) => 100 * m.matmul_share!))}% of the step at ${range(products.map((m) => m.matmul_gflops!))} GFLOP/s; ` +
+      `sgemm on the MLP's product in the same process: ${range(products.map((m) => m.sgemm_gflops!))} GFLOP/s`);
+  }
   return ok;
 }
 

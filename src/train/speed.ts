@@ -5,6 +5,7 @@
  * gptmed-serve's run-time estimate when no job of that shape has run yet.
  */
 import seedrandom from 'seedrandom';
+import { fastMatMulStats, resetFastKernelCalls, sgemmGflops } from '../backend/fast-kernels.js';
 import type { BackendInfo } from '../backend/index.js';
 import { GPT, hasFusedCrossEntropy, type ModelConfig } from '../model/index.js';
 import type { Batch } from './data.js';
@@ -25,12 +26,24 @@ export interface SpeedProbe {
   microBatches?: 'auto' | number;
   /** Seed of the random tokens. */
   seed?: string;
+  /** Also report the matrix products' share and rate, and time sgemm (a fraction of a second more). */
+  matMulShare?: boolean;
 }
 
 export interface TrainingSpeed {
   tokensPerSec: number;
   /** Pieces each batch was split into. */
   microBatches: number;
+  /** Where the native kernels ran: the matrix products' share of the timed steps and their rate, beside sgemm's. */
+  matMul?: MatMulShare;
+}
+
+export interface MatMulShare {
+  /** Of the timed steps' wall time. */
+  share: number;
+  gflops: number;
+  /** The native sgemm on the step's MLP product ([positions, dModel] x [dModel, dFf]) in the same process. */
+  sgemmGflops: number;
 }
 
 export function measureTrainingSpeed(p: SpeedProbe, backend: BackendInfo): TrainingSpeed {
@@ -51,14 +64,25 @@ export function measureTrainingSpeed(p: SpeedProbe, backend: BackendInfo): Train
     }));
     const times: number[] = [];
     for (let i = 0; i < p.warmup + p.steps; i++) {
+      if (i === p.warmup) resetFastKernelCalls();
       const t0 = performance.now();
       step.run(microBatches, 3e-4, `speed-${i}`);
       if (i >= p.warmup) times.push((performance.now() - t0) / 1000);
     }
+    const matMul = p.matMulShare ? matMulShare(times.reduce((a, b) => a + b, 0), plan.rows * p.seqLen, config) : undefined;
     times.sort((a, b) => a - b);
     const median = times[Math.floor(times.length / 2)];
-    return { tokensPerSec: Math.round((p.batchSize * p.seqLen) / median), microBatches: plan.pieces };
+    return { tokensPerSec: Math.round((p.batchSize * p.seqLen) / median), microBatches: plan.pieces, ...(matMul && { matMul }) };
   } finally {
     model.dispose();
   }
+}
+
+/** The native products' share of `seconds` of timed steps (none where the native kernels did not run). */
+function matMulShare(seconds: number, positions: number, config: ModelConfig): MatMulShare | undefined {
+  const stats = fastMatMulStats();
+  if (stats.calls === 0) return undefined;
+  const sgemm = sgemmGflops(positions, config.dModel, config.dFf);
+  if (sgemm === null) return undefined;
+  return { share: stats.seconds / seconds, gflops: stats.flops / stats.seconds / 1e9, sgemmGflops: sgemm };
 }
