@@ -755,6 +755,46 @@ napi_value AdamW(napi_env env, napi_callback_info info) {
   return Undefined(env);
 }
 
+// dropout(x, keys, y, rows, rowSize, threshold, scale): src/backend/dropout.ts's counter-hash dropout, bit for
+// bit: element i of row r keeps x · scale (the product in double, rounded once to float, as JavaScript does)
+// where lowbias32(lowbias32(i + k0[r]) ^ k1[r]) >= threshold, else 0.
+inline uint32_t LowBias32(uint32_t x) {
+  x ^= x >> 16;
+  x *= 0x21f0aaadu;
+  x ^= x >> 15;
+  x *= 0x735a2d97u;
+  x ^= x >> 15;
+  return x;
+}
+
+GPTMED_CLONES void DropoutRow(const float* x, float* y, int64_t n, uint32_t k0, uint32_t k1, uint32_t threshold, double scale) {
+  for (int64_t i = 0; i < n; i++) {
+    const uint32_t bits = LowBias32(LowBias32(static_cast<uint32_t>(i) + k0) ^ k1);
+    y[i] = bits >= threshold ? static_cast<float>(static_cast<double>(x[i]) * scale) : 0.f;
+  }
+}
+
+napi_value Dropout(napi_env env, napi_callback_info info) {
+  Args<7> a(env, info);
+  const int64_t rows = Int(env, a[3], "rows"), row_size = Int(env, a[4], "rowSize");
+  const double threshold = Num(env, a[5], "threshold"), scale = Num(env, a[6], "scale");
+  if (threshold < 0 || threshold > 4294967295.0) throw ArgError{"dropout: threshold must be a uint32"};
+  const float* x = F32(env, a[0], rows * row_size, "x");
+  const int32_t* keys = I32(env, a[1], 2 * rows, "keys");
+  float* y = F32(env, a[2], rows * row_size, "y");
+  const uint32_t t = static_cast<uint32_t>(threshold);
+  // Split by element, not by row: a batch of 1 row is common (micro-batches, decoding).
+  ParallelFor(rows * row_size, 32768, [&](int64_t b, int64_t e) {
+    while (b < e) {
+      const int64_t r = b / row_size, i = b % row_size, end = std::min(e, (r + 1) * row_size);
+      const uint32_t k0 = static_cast<uint32_t>(keys[2 * r]) + static_cast<uint32_t>(i);
+      DropoutRow(x + b, y + b, end - b, k0, static_cast<uint32_t>(keys[2 * r + 1]), t, scale);
+      b = end;
+    }
+  });
+  return Undefined(env);
+}
+
 // sumSquares(x, n): Σ x² in double (a gradient's contribution to the global norm for clipping).
 napi_value SumSquares(napi_env env, napi_callback_info info) {
   Args<2> a(env, info);
@@ -857,6 +897,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"causalSoftmaxGrad", nullptr, Guarded<CausalSoftmaxGrad>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"adamW", nullptr, Guarded<AdamW>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sumSquares", nullptr, Guarded<SumSquares>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"dropout", nullptr, Guarded<Dropout>, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

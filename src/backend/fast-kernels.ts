@@ -13,6 +13,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { GradConfig, KernelConfig, NamedAttrMap, NamedTensorInfoMap, Tensor, TensorInfo } from '@tensorflow/tfjs';
 import { version_wasm, type BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { dropoutKernel, type DropoutAttrs } from './dropout.js';
 import { binaryOps, loadNativeKernels, reduceOps, unaryOps, type NativeKernels } from './native.js';
 
 export interface FastKernelsStatus {
@@ -641,6 +642,25 @@ function optimizerKernels(native: NativeKernels): Array<FastKernel<OwnCall>> {
   return [adamW, sumSquares];
 }
 
+/** src/backend/dropout.ts's kernel on all cores (its own wasm kernel, kept as the fallback, runs on one thread in JavaScript). */
+function dropoutKernelOf(native: NativeKernels): FastKernel<{ x: TensorInfo; keys: TensorInfo; rows: number; threshold: number; scale: number }> {
+  return {
+    name: dropoutKernel,
+    accept: (inputs, attrs) => {
+      const x = input(inputs, 'x'), keys = input(inputs, 'keys');
+      const rows = x.shape[0] ?? 1;
+      if (x.dtype !== 'float32' || keys.dtype !== 'int32' || size(keys.shape) !== 2 * rows) return null;
+      const { threshold, scale } = attrs as DropoutAttrs;
+      return { x, keys, rows, threshold, scale };
+    },
+    run: (heap, { x, keys, rows, threshold, scale }) => {
+      const y = heap.output(x.shape);
+      native.dropout(heap.f32(x), heap.i32(keys), heap.f32(y), rows, rows === 0 ? 0 : size(x.shape) / rows, threshold, scale);
+      return y;
+    },
+  };
+}
+
 function kernelConfigs(native: NativeKernels, backendName: string): KernelConfig[] {
   const on = <Plan>(kernel: FastKernel<Plan>): KernelConfig => kernelConfig(kernel, backendName);
   return [
@@ -649,7 +669,7 @@ function kernelConfigs(native: NativeKernels, backendName: string): KernelConfig
     ...reduceOps.map((name, op) => on(reduceKernel(native, name, op))),
     on(identityKernel()), on(transposeKernel(native)), on(splitKernel(native)), on(concatKernel(native)),
     on(batchMatMulKernel(native)), on(fusedMatMulKernel(native)), on(softmaxKernel(native)),
-    on(softmaxGradKernelOf(native)), on(crossEntropyKernelOf(native)), on(crossEntropyGradKernelOf(native)),
+    on(softmaxGradKernelOf(native)), on(crossEntropyKernelOf(native)), on(crossEntropyGradKernelOf(native)), on(dropoutKernelOf(native)),
     ...[...layerNormKernels(native), ...geluKernels(native), ...causalSoftmaxKernels(native), ...optimizerKernels(native)].map(on),
   ];
 }

@@ -77,6 +77,8 @@ export interface NativeKernels {
   ): void;
   /** Σ x² over n values, summed in double. */
   sumSquares(x: Float32Array, n: number): number;
+  /** src/backend/dropout.ts's dropout over rows of rowSize, one [k0, k1] key pair per row, bit for bit. */
+  dropout(x: Float32Array, keys: Int32Array, y: Float32Array, rows: number, rowSize: number, threshold: number, scale: number): void;
 }
 
 /** The tfjs kernels behind the addon's op codes, in the order of native/gptmed_native.cc's enums. */

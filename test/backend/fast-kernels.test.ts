@@ -17,6 +17,7 @@ import seedrandom from 'seedrandom';
 import {
   broadcastPlan, fastKernelCalls, registerFastKernels, resetFastKernelCalls, softmaxGradKernel, tfjsVersionWrittenFor, wasmInternalsProblem,
 } from '../../src/backend/fast-kernels.js';
+import { applyDropout, dropout, dropoutAttrs, dropoutKernel } from '../../src/backend/dropout.js';
 import { registerMissingWasmKernels } from '../../src/backend/missing-kernels.js';
 import { causalAttentionWeights, gelu, layerNorm } from '../../src/model/fused.js';
 import { GPT } from '../../src/model/gpt.js';
@@ -155,7 +156,14 @@ test('softmax cross-entropy fused over a vocabulary of 8000, with uncounted posi
   }, 1e-5, 1e-7);
 });
 
+/** Draws from a generator of the test's own, so the shared one's draws for the other tests stay as they were. */
+function ownRandom(seed: string): (n: number, lo?: number, hi?: number) => Float32Array {
+  const own = seedrandom(seed);
+  return (n, lo = -2, hi = 2) => Float32Array.from({ length: n }, () => lo + (hi - lo) * own());
+}
+
 test('fused LayerNorm, GELU and causal attention weights match the stock formulas, with their gradients', async () => {
+  const randomArray = ownRandom('gptmed-fused-chains');
   const [B, T, d] = [3, 40, 96];
   const xv = randomArray(B * T * d, -3, 3), gv = randomArray(d, 0.5, 1.5), bv = randomArray(d), wv = randomArrayFrom(B * T * d);
   await ranFast(['GptmedLayerNorm', 'GptmedLayerNormGrad', 'GptmedGelu', 'GptmedGeluGrad'], () => check('layerNorm, gelu', () => {
@@ -172,6 +180,19 @@ test('fused LayerNorm, GELU and causal attention weights match the stock formula
       const f = (t: tf.Tensor): tf.Tensor => tf.sum(tf.mul(causalAttentionWeights(t as tf.Tensor4D, 0.125, past), w));
       return [causalAttentionWeights(s, 0.125, past), tf.grad(f)(s)];
     }, 1e-4, 1e-6));
+  }
+});
+
+test("dropout on all cores gives src/backend/dropout.ts's reference mask and values bit for bit", async () => {
+  // One row of 100,000 (split between threads inside the row), and attention weights' shape.
+  const randomArray = ownRandom('gptmed-dropout');
+  for (const shape of [[1, 100_000], [2, 4, 33, 33]]) {
+    const xv = randomArray(sizeOf(shape)), rows = shape[0]!;
+    const keys = Int32Array.from({ length: 2 * rows }, (_, i) => (i * 0x9e3779b9) | 0);
+    await ranFast([dropoutKernel], async () => {
+      const y = tf.tidy(() => dropout(tf.tensor(xv, shape), keys, 0.1).dataSync() as Float32Array);
+      assert.deepEqual(y, applyDropout(xv, keys, dropoutAttrs(0.1)));
+    });
   }
 });
 
@@ -256,8 +277,8 @@ test('a training step of a small GPT (forward, backward, AdamW) runs every fast 
   assert.ok(Number.isFinite(loss));
   // Used only outside this step, and checked by the tests above: the element-wise kernels and softmax that the
   // fused LayerNorm, GELU, attention weights, loss and AdamW replace inside it (other callers and models still
-  // use them).
-  const notInStep = new Set(['Exp', 'Log', 'Neg', 'Rsqrt', 'Square', 'Erf', 'Tanh', 'Sub', 'RealDiv', 'Max', 'Mean', 'Softmax', softmaxGradKernel]);
+  // use them), and dropout (this model has none).
+  const notInStep = new Set(['Exp', 'Log', 'Neg', 'Rsqrt', 'Square', 'Erf', 'Tanh', 'Sub', 'RealDiv', 'Max', 'Mean', 'Softmax', softmaxGradKernel, dropoutKernel]);
   const calls = Object.entries(fastKernelCalls());
   assert.ok(calls.length >= 25, `registered kernels: ${calls.map(([name]) => name).join(', ')}`);
   for (const [name, counts] of calls.filter(([name]) => !notInStep.has(name))) {
