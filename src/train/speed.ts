@@ -33,7 +33,7 @@ export interface TrainingSpeed {
   microBatches: number;
 }
 
-export function measureTrainingSpeed(p: SpeedProbe, backend: BackendInfo): TrainingSpeed {
+export async function measureTrainingSpeed(p: SpeedProbe, backend: Pick<BackendInfo, 'backend'>): Promise<TrainingSpeed> {
   const config: ModelConfig = { ...p.modelConfig, maxSeqLen: Math.max(p.modelConfig.maxSeqLen, p.seqLen) };
   const model = new GPT(config, { seed: 0 });
   try {
@@ -52,7 +52,7 @@ export function measureTrainingSpeed(p: SpeedProbe, backend: BackendInfo): Train
     const times: number[] = [];
     for (let i = 0; i < p.warmup + p.steps; i++) {
       const t0 = performance.now();
-      step.run(microBatches, 3e-4, `speed-${i}`);
+      await step.run(microBatches, 3e-4, `speed-${i}`);
       if (i >= p.warmup) times.push((performance.now() - t0) / 1000);
     }
     times.sort((a, b) => a - b);
