@@ -19,7 +19,7 @@ import { sha256 } from '../common/hash.js';
 import type { ShardsMeta } from '../dataset/shards.js';
 import { validateModelConfig, type ModelConfig } from './config.js';
 import { countParameters, GPT } from './gpt.js';
-import { mergeAdapters, type LoraRecord } from './lora.js';
+import { mergeAdapters, validateLoraRecord, type LoraRecord } from './lora.js';
 
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
 export type JsonObject = { [key: string]: JsonValue };
@@ -179,6 +179,7 @@ export function readManifest(stepDir: string): CheckpointManifest {
     throw new UserError(`${file}: not a gptmed checkpoint manifest (format ${String(m.format)}, version ${String(m.version)})`);
   }
   validateModelConfig(m.modelConfig, `${file} modelConfig`);
+  if (m.lora !== undefined) validateLoraRecord(m.lora, `${file} lora`);
   return m;
 }
 

@@ -15,7 +15,7 @@
  * so a model with fresh adapters computes exactly what the base does. Without adapters nothing changes.
  */
 import * as tf from '@tensorflow/tfjs';
-import seedrandom from 'seedrandom';
+import { dropout, rowKey } from '../backend/dropout.js';
 import { UserError } from '../common/errors.js';
 import type { ModelConfig } from './config.js';
 import { adapterSpecs, loraScale, type LoraConfig, type LoraTarget } from './lora.js';
@@ -297,28 +297,23 @@ export class GPT {
   }
 
   /**
-   * Dropout for one forward call: every site's mask row r (along the batch axis) is drawn from its own
-   * generator seeded by (call seed, site, dropoutRowOffset + r). The mask is made here, in one pass and
-   * one tensor (tf.dropout makes five tensors of the input's size, and attention's are the step's largest).
-   * The adapters' dropout (`rate` and `kind` 'lora') draws its masks from sites of its own.
+   * Dropout for one forward call: every site's mask row r (along the batch axis) is keyed by (call seed, site,
+   * dropoutRowOffset + r), and its elements by a counter hash of that key (src/backend/dropout.ts): no random
+   * state, the same mask on every backend, nothing mask-sized built here. The adapters' dropout (`rate` and
+   * `kind` 'lora') has sites of its own.
    */
   private dropoutFn(opts: ForwardOptions, rate = this.config.dropout, kind = ''): Dropout {
     if (!opts.training || rate === 0) return (t) => t;
     const seed = opts.dropoutSeed ?? this.unseededDropoutCalls++;
     const callSeed = kind ? `${seed}:${kind}` : seed;
     const rowOffset = opts.dropoutRowOffset ?? 0;
-    const keepScale = 1 / (1 - rate);
     let site = 0;
     return (t) => {
-      const mask = new Float32Array(t.size);
       const rows = t.shape[0]!;
-      const rowSize = t.size / rows;
       const siteSeed = `${callSeed}:${site++}`;
-      for (let r = 0; r < rows; r++) {
-        const rng = seedrandom.alea(`${siteSeed}:${rowOffset + r}`);
-        for (let i = r * rowSize, end = i + rowSize; i < end; i++) mask[i] = rng() >= rate ? keepScale : 0;
-      }
-      return tf.mul(t, tf.tensor(mask, t.shape, 'float32'));
+      const keys = new Int32Array(2 * rows);
+      for (let r = 0; r < rows; r++) keys.set(rowKey(`${siteSeed}:${rowOffset + r}`), 2 * r);
+      return dropout(t, keys, rate);
     };
   }
 }

@@ -8,6 +8,7 @@
  * Plain data and plain arrays here: src/model/gpt.ts runs the adapters, checkpoints and exports merge them.
  */
 import { UserError } from '../common/errors.js';
+import { checkSettings, type Setting } from '../common/settings.js';
 import type { ModelConfig } from './config.js';
 
 /** Plain data: the adapters of a LoRA run. */
@@ -67,6 +68,29 @@ export function parseLoraTargets(text: string, source = '--lora-targets'): LoraT
   }
   if (new Set(names).size !== names.length) throw new UserError(`${source}: a target named twice in "${text}"`);
   return names as LoraTarget[];
+}
+
+/** A manifest's `lora` record, as fields: a hand-edited manifest gets one line naming the field, not a crash later. */
+const loraRecordSettings: readonly Setting[] = [
+  { name: 'rank', type: 'integer', min: 1, description: 'adapter rank' },
+  { name: 'alpha', type: 'number', above: 0, description: 'adapter scale numerator' },
+  { name: 'dropout', type: 'number', min: 0, below: 1, description: "dropout on the adapters' input" },
+];
+const loraBaseSettings: readonly Setting[] = [
+  { name: 'path', type: 'path', description: "the base checkpoint's step directory" },
+  { name: 'step', type: 'integer', min: 0, description: "the base checkpoint's step" },
+];
+
+/** Throws a UserError naming `source` and the field unless `value` is a well-formed LoraRecord. */
+export function validateLoraRecord(value: unknown, source: string): asserts value is LoraRecord {
+  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (!isObject(value)) throw new UserError(`${source}: must be an object (rank, alpha, dropout, targets, base)`);
+  checkSettings(loraRecordSettings, value, source);
+  if (!Array.isArray(value.targets) || !value.targets.every((t) => typeof t === 'string')) throw new UserError(`${source}: targets must be a list of names`);
+  parseLoraTargets(value.targets.join(','), `${source} targets`);
+  if (!isObject(value.base)) throw new UserError(`${source}: base must be an object (path, step, sha256)`);
+  checkSettings(loraBaseSettings, value.base, `${source} base`);
+  if (typeof value.base.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(value.base.sha256)) throw new UserError(`${source} base: sha256 must be 64 hex digits`);
 }
 
 /** The largest rank every target of `c` allows in a model of this shape: min(in, out) of each. */

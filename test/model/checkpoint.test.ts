@@ -69,6 +69,27 @@ describe('checkpoint format', () => {
     await assert.rejects(loadCheckpoint(path.join(run, 'nothing')), /no such checkpoint or run directory/);
   });
 
+  it('reports a malformed lora block of a hand-edited manifest in one line naming the field', async () => {
+    const run = tempDir();
+    const model = new GPT(config, { seed: 2 });
+    const dir = await saveCheckpoint(run, model, fields(1), null);
+    model.dispose();
+    const manifestPath = path.join(dir, 'manifest.json');
+    const manifest = JSON.parse(fs.readFileSync(manifestPath, 'utf8')) as Record<string, unknown>;
+    const lora = { rank: 4, alpha: 16, dropout: 0, targets: ['attn.qkv'], base: { path: run, step: 1, sha256: 'ab'.repeat(32) } };
+    const cases: Array<[unknown, RegExp]> = [
+      ['yes', /lora: must be an object/],
+      [{ ...lora, rank: 0 }, /lora: rank must be/],
+      [{ ...lora, targets: ['attn.q'] }, /lora targets: unknown target "attn\.q"/],
+      [{ ...lora, base: { ...lora.base, step: 'one' } }, /lora base: step must be/],
+      [{ ...lora, base: { ...lora.base, sha256: 'xyz' } }, /lora base: sha256 must be 64 hex digits/],
+    ];
+    for (const [block, message] of cases) {
+      fs.writeFileSync(manifestPath, JSON.stringify({ ...manifest, lora: block }));
+      await assert.rejects(loadCheckpoint(dir), (e: unknown) => e instanceof UserError && message.test(e.message) && e.message.startsWith(manifestPath));
+    }
+  });
+
   it('a step directory without manifest.json is called incomplete, not missing, and the advice names the flag given', async () => {
     const run = tempDir();
     const model = new GPT(config, { seed: 2 });
