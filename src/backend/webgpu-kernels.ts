@@ -2,6 +2,9 @@
  * Kernels for the webgpu backend (WGSL programs run through tfjs-backend-webgpu's runWebGPUProgram). Imported
  * only once that optional package loaded (index.ts activate).
  *
+ * GptmedDropout (src/backend/dropout.ts): the counter-hash mask computed on the GPU from the row keys alone, so
+ * nothing mask-sized is built or uploaded; bit for bit the reference (test/backend/webgpu-dropout.test.ts).
+ *
  * Determinism: tfjs's webgpu backend sums with float atomics in two places, so the order of additions (and the
  * rounding) changes from run to run, and a resumed run would not repeat the uninterrupted one bit for bit:
  *   - UnsortedSegmentSum (the gradient of tf.gather: the token embedding's): replaced by a program that sums each
@@ -19,6 +22,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { KernelConfig, KernelFunc, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs';
 import { webgpu_util, type WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+import { dropoutKernel as dropoutKernelName, type DropoutAttrs } from './dropout.js';
 import { countRejectedPrograms } from './webgpu.js';
 
 type Program = Parameters<WebGPUBackend['runWebGPUProgram']>[0];
@@ -43,6 +47,40 @@ function elementwiseProgram(shaderKey: string, outShape: number[], variableNames
 }
 
 const size = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
+
+// ---- Dropout ------------------------------------------------------------------------------------
+
+/**
+ * y[e] = x[e] * scale where lowbias32(lowbias32(i + k0[r]) ^ k1[r]) >= threshold, else 0 (dropout.ts). WGSL's u32
+ * arithmetic wraps mod 2^32 as the reference's Math.imul and >>> do.
+ */
+function dropoutKernel({ inputs, backend, attrs }: { inputs: Record<string, TensorInfo>; backend: unknown; attrs?: NamedAttrMap }): TensorInfo {
+  const { x, keys } = inputs as { x: TensorInfo; keys: TensorInfo };
+  const { threshold, scale } = attrs as unknown as DropoutAttrs;
+  const rows = keys.shape[0]!;
+  const program = elementwiseProgram('gptmedDropout', x.shape, ['x', 'keys'], 'rowSize : i32, threshold : u32, scale : f32,', `
+          let r = index / uniforms.rowSize;
+          let i = u32(index - r * uniforms.rowSize);
+          let bits = lowbias32(lowbias32(i + bitcast<u32>(keys[2 * r])) ^ bitcast<u32>(keys[2 * r + 1]));
+          var y = 0.0;
+          if (bits >= uniforms.threshold) { y = x[index] * uniforms.scale; }
+          setOutputAtIndex(index, y);`);
+  const hash = `
+      fn lowbias32(v : u32) -> u32 {
+        var h = v;
+        h = h ^ (h >> 16u);
+        h = h * 0x21f0aaadu;
+        h = h ^ (h >> 15u);
+        h = h * 0x735a2d97u;
+        h = h ^ (h >> 15u);
+        return h;
+      }`;
+  const withHash: Program = { ...program, getUserCode: () => hash + program.getUserCode() };
+  const uniforms: Uniforms = [
+    { type: 'int32', data: [size(x.shape) / rows] }, { type: 'uint32', data: [threshold] }, { type: 'float32', data: [scale] },
+  ];
+  return (backend as WebGPUBackend).runWebGPUProgram(withHash, [x, keys], 'float32', uniforms);
+}
 
 // ---- UnsortedSegmentSum in index order ----------------------------------------------------------
 
@@ -143,6 +181,7 @@ export function registerWebGpuKernels(): void {
   registered = true;
   countRejectedPrograms((tf.findBackend(backendName) as unknown as WebGPUBackend).device);
   replaceKernel({ kernelName: tf.UnsortedSegmentSum, backendName, kernelFunc: unsortedSegmentSum as KernelFunc });
+  replaceKernel({ kernelName: dropoutKernelName, backendName, kernelFunc: dropoutKernel as KernelFunc });
   const wrapped: Array<[string, (stock: KernelConfig) => KernelConfig]> = [
     [tf.BatchMatMul, withoutSplitK], [tf._FusedMatMul, withoutSplitK], [tf.AddN, chunkedAddN],
   ];
