@@ -131,7 +131,8 @@ export async function initBackend(device: Device = 'auto', opts: BackendOptions 
   }
 }
 
-interface Choice {
+/** A backend to activate: what runs, and why. */
+export interface Choice {
   backend: string;
   label: string;
   why: string;
@@ -174,15 +175,23 @@ async function autoWebGpuOrCpu(cpu: Choice, measure: BackendOptions['measure']):
   const useCpu = (webgpuWhy: string): Promise<BackendInfo> => activate(cpu.backend, cpu.label, `${cpu.why}; webgpu: ${webgpuWhy}`);
   if (!probe.ok) return useCpu(probe.why);
   const label = adapterLabel(probe.adapter);
-  if (probe.adapter.fallback) return useCpu(`only a fallback adapter (${label})`);
+  if (probe.adapter.fallback) return useCpu(`only a fallback adapter, ${label}`);
   if (!measure) return useCpu(`${label} found but not measured for this command (--device webgpu uses it)`);
+  return fasterOfWebGpuAndCpu(cpu, probe.adapter, measure);
+}
+
+/**
+ * Measure the run's model on the CPU path and on webgpu, and start the faster; the line gives both figures.
+ * Exported for the tests (CI has no hardware adapter to reach it through auto).
+ */
+export async function fasterOfWebGpuAndCpu(cpu: Choice, adapter: WebGpuAdapter, measure: (backend: string) => Promise<number>): Promise<BackendInfo> {
   await activate(cpu.backend, cpu.label, cpu.why);
   const cpuSpeed = await measureOrZero(measure, cpu.backend);
-  await activateWebGpu(probe.adapter, 'measuring');
+  await activateWebGpu(adapter, 'measuring');
   const gpuSpeed = await measureOrZero(measure, 'webgpu');
   const figures = `measured ${rate(gpuSpeed)} on webgpu vs ${rate(cpuSpeed)} on ${cpu.label} for this model`;
-  if (gpuSpeed > cpuSpeed) return activateWebGpu(probe.adapter, `auto: a hardware adapter, ${figures}`);
-  return useCpu(`${label} is slower for this model (${figures})`);
+  if (gpuSpeed > cpuSpeed) return activateWebGpu(adapter, `auto: a hardware adapter, ${figures}`);
+  return activate(cpu.backend, cpu.label, `${cpu.why}; webgpu: ${adapterLabel(adapter)} is slower for this model (${figures})`);
 }
 
 /** A measurement that fails (e.g. out of memory on that backend) counts as 0 tokens/s. */

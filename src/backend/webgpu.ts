@@ -29,13 +29,11 @@ export interface WebGpuAdapter {
 
 export type WebGpuProbe = { ok: true; adapter: WebGpuAdapter } | { ok: false; why: string };
 
-/** The adapter for people: "NVIDIA H200 (nvidia, hopper)", "swiftshader (google; a fallback adapter, CPU)". */
+/** The adapter for people: "NVIDIA H200 [nvidia hopper]", "SwiftShader driver 5.0.0 [google swiftshader, CPU]". */
 export function adapterLabel(a: WebGpuAdapter): string {
   const name = a.description || a.device || a.architecture || 'unnamed adapter';
-  const detail = [a.vendor, a.architecture].filter((s) => s && s !== name).join(', ');
-  const fallback = a.fallback ? 'a fallback adapter, CPU' : '';
-  const inner = [detail, fallback].filter(Boolean).join('; ');
-  return inner ? `${name} (${inner})` : name;
+  const detail = [[a.vendor, a.architecture].filter((s) => s && s !== name).join(' '), a.fallback ? 'CPU' : ''].filter(Boolean).join(', ');
+  return detail ? `${name} [${detail}]` : name;
 }
 
 export function fallbackAllowed(): boolean {

@@ -10,8 +10,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../../src/backend/index.js';
-import { allowFallbackSwitch, rejectedWebGpuPrograms } from '../../src/backend/webgpu.js';
+import { fasterOfWebGpuAndCpu, initBackend } from '../../src/backend/index.js';
+import { allowFallbackSwitch, probeWebGpu, rejectedWebGpuPrograms } from '../../src/backend/webgpu.js';
 import { UserError } from '../../src/common/errors.js';
 import { GPT, type KVCache } from '../../src/model/gpt.js';
 import { weightedCrossEntropy } from '../../src/model/loss.js';
@@ -107,6 +107,25 @@ describe('--device webgpu (on SwiftShader here)', () => {
     } finally {
       process.env[allowFallbackSwitch] = '1';
     }
+  });
+
+  it('auto with a hardware adapter: measures both paths, starts the faster and gives both figures', async () => {
+    // SwiftShader stands in for a hardware adapter here; the measurements are made up, the switching is real.
+    const probe = await probeWebGpu();
+    assert.ok(probe.ok, probe.ok ? '' : probe.why);
+    const cpu = { backend: 'wasm', label: 'wasm', why: 'auto: test' };
+    const measured: string[] = [];
+    const fakeSpeed = (gpu: number) => async (backend: string): Promise<number> => {
+      measured.push(`${backend}:${tf.getBackend()}`);
+      return backend === 'webgpu' ? gpu : 2000;
+    };
+    const faster = await fasterOfWebGpuAndCpu(cpu, probe.adapter, fakeSpeed(5000));
+    assert.deepEqual(measured, ['wasm:wasm', 'webgpu:webgpu']);
+    assert.equal(tf.getBackend(), 'webgpu');
+    assert.match(faster.line, /^backend: webgpu on .* \(auto: a hardware adapter, measured 5,000 tokens\/s on webgpu vs 2,000 tokens\/s on wasm for this model\)$/);
+    const slower = await fasterOfWebGpuAndCpu(cpu, probe.adapter, fakeSpeed(1000));
+    assert.equal(tf.getBackend(), 'wasm');
+    assert.match(slower.line, /^backend: wasm \(auto: test; webgpu: .* is slower for this model \(measured 1,000 tokens\/s on webgpu vs 2,000/);
   });
 
   it('forward pass and gradients of a micro model match wasm', async () => {
