@@ -15,12 +15,16 @@
  * by default) makes an invalid pipeline whose results are silently wrong (the global gradient norm sums one
  * tensor per parameter): AddN is run in chunks that fit, summed left to right as one program would.
  *
+ * Uploads: tfjs's Mean and Sum gradients multiply dy by ones(x.shape), an array built in JavaScript and uploaded
+ * (for LayerNorm's two means, two activation-sized uploads per block per step); on webgpu they broadcast dy on
+ * the GPU instead, the same values bit for bit (x * 1 is exact).
+ *
  * Everything else the model, the loss and AdamW use runs on tfjs's own webgpu kernels (no CPU fallback): the
  * fused cross-entropy and softmax gradient of the wasm path are CPU kernels, and on webgpu the composite
  * versions (src/model/loss.ts, tfjs's Softmax gradient) run on the GPU.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { KernelConfig, KernelFunc, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs';
+import type { GradConfig, KernelConfig, KernelFunc, NamedAttrMap, NamedTensorInfoMap, Tensor, TensorInfo } from '@tensorflow/tfjs';
 import { webgpu_util, type WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { dropoutKernel as dropoutKernelName, type DropoutAttrs } from './dropout.js';
 import { countRejectedPrograms } from './webgpu.js';
@@ -166,6 +170,31 @@ function chunkedAddN(stock: KernelConfig): KernelConfig {
   return { ...stock, kernelFunc };
 }
 
+// ---- Mean and Sum gradients without ones(x.shape) ------------------------------------------------
+
+/**
+ * dy broadcast back over the reduced axes (divided by their size for Mean). tfjs keeps one gradient per kernel for
+ * all backends: on any other backend this calls the stock one.
+ */
+function broadcastingGradient(stock: GradConfig, divide: boolean): GradConfig {
+  return {
+    ...stock,
+    gradFunc: (dy, saved, attrs) => {
+      if (tf.getBackend() !== backendName) return stock.gradFunc(dy, saved, attrs);
+      const [x] = saved as [Tensor];
+      const axes = tf.util.parseAxisParam((attrs as { axis: number | number[] }).axis, x.shape);
+      const keptShape = x.shape.map((d, i) => (axes.includes(i) ? 1 : d));
+      const reduceSize = axes.reduce((n, axis) => n * x.shape[axis]!, 1);
+      return {
+        x: () => {
+          const spread = tf.broadcastTo(tf.reshape(dy as Tensor, keptShape), x.shape);
+          return divide ? tf.div(spread, reduceSize) : spread;
+        },
+      };
+    },
+  };
+}
+
 // ---- Registration -------------------------------------------------------------------------------
 
 function replaceKernel(config: KernelConfig): void {
@@ -189,5 +218,9 @@ export function registerWebGpuKernels(): void {
     const stock = tf.getKernel(name, backendName);
     if (!stock) throw new Error(`tfjs-backend-webgpu has no ${name} kernel`);
     replaceKernel(wrap(stock));
+  }
+  for (const [name, divide] of [[tf.Mean, true], [tf.Sum, false]] as const) {
+    const stock = tf.getGradient(name);
+    if (stock) tf.registerGradient(broadcastingGradient(stock, divide));
   }
 }

@@ -152,6 +152,32 @@ describe('--device webgpu (on SwiftShader here)', () => {
     assert.deepEqual(await trainLosses(6), gpu.slice(0, 6));
   });
 
+  it('a training step uploads its batch, not activation-sized data built in JavaScript (dropout masks, ones)', async () => {
+    await initBackend('webgpu');
+    const model = new GPT(config, { seed: 7 });
+    const step = new TrainStep(model, new AdamW(model.parameters(), { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.01 }), 1.0);
+    await step.run([batchAt(0)], 3e-3, 'u:0');
+    // tfjs-backend-webgpu moves a tensor's values from JavaScript to the GPU in uploadToGPU: count the bytes.
+    const backend = tf.backend() as unknown as { uploadToGPU(dataId: object): void; tensorMap: { get(id: object): { values?: ArrayLike<number> | null; resource?: unknown; shape: number[] } } };
+    const upload = backend.uploadToGPU;
+    const uploads: Array<{ shape: number[]; bytes: number }> = [];
+    backend.uploadToGPU = function (dataId) {
+      const data = backend.tensorMap.get(dataId);
+      if (data.values && !data.resource) uploads.push({ shape: data.shape, bytes: 4 * data.values.length });
+      upload.call(this, dataId);
+    };
+    try {
+      await step.run([batchAt(1)], 3e-3, 'u:1');
+    } finally {
+      backend.uploadToGPU = upload;
+      model.dispose();
+    }
+    const activation = 4 * rows * T * config.dModel;
+    const large = uploads.filter((u) => u.bytes >= activation);
+    assert.deepEqual(large, [], `uploads the size of an activation (${activation} bytes)`);
+    assert.ok(uploads.some((u) => u.bytes === 4 * rows * T), 'the batch itself is uploaded (the check sees uploads)');
+  });
+
   it('KV-cached greedy decode gives the same tokens as wasm', async () => {
     await initBackend('wasm');
     const wasm = await greedyDecode(10);
