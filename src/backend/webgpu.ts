@@ -68,7 +68,7 @@ interface DawnModule {
 }
 
 /** An optional package, or why it cannot be loaded (one clause). */
-async function importOptional<T>(pkg: string): Promise<{ module: T } | { why: string }> {
+export async function importOptional<T>(pkg: string): Promise<{ module: T } | { why: string }> {
   try {
     // A variable specifier: the package is an optional dependency.
     const specifier: string = pkg;

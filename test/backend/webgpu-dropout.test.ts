@@ -1,6 +1,6 @@
 /**
  * GptmedDropout on webgpu (a WGSL program, src/backend/webgpu-kernels.ts) against the JavaScript reference of
- * src/backend/dropout.ts, bit for bit. Runs on SwiftShader where there is no GPU (see webgpu.test.ts).
+ * src/backend/dropout.ts, bit for bit. Runs on SwiftShader where there is no GPU (webgpu-env.ts).
  *
  * The program multiplies in float32, by the scale as a float32 uniform; the reference multiplies in float64 by
  * the float64 scale 1 / (1 - rate) and rounds once, which differs in the last bit for about half the kept
@@ -8,16 +8,14 @@
  * to float32: the product of two float32 values is exact in float64, and rounding it once is float32's product.
  */
 import assert from 'node:assert/strict';
-import * as os from 'node:os';
 import { describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { applyDropout, dropout, dropoutAttrs, rowKey } from '../../src/backend/dropout.js';
 import { initBackend } from '../../src/backend/index.js';
-import { allowFallbackSwitch, rejectedWebGpuPrograms } from '../../src/backend/webgpu.js';
+import { rejectedWebGpuPrograms } from '../../src/backend/webgpu.js';
+import { useSwiftShaderUnlessAGpuIsSet } from './webgpu-env.js';
 
-process.env.VK_ICD_FILENAMES ??= '/usr/lib/chromium/vk_swiftshader_icd.json';
-process.env.XDG_RUNTIME_DIR ??= os.tmpdir();
-process.env[allowFallbackSwitch] = '1';
+useSwiftShaderUnlessAGpuIsSet();
 
 /** The reference's attributes with the scale the GPU multiplies by. */
 function float32Attrs(rate: number): ReturnType<typeof dropoutAttrs> {

@@ -2,21 +2,20 @@
  * Checkpoints are backend-independent: a run trained on webgpu resumes on wasm and the other way round, and a
  * resume on webgpu repeats the uninterrupted webgpu run exactly. Through the library's train() in one process
  * (SwiftShader compiles each program once per process; child processes would compile them again and again).
- * Needs `npm run build` (the shards come from the CLI) and SwiftShader (see webgpu.test.ts).
+ * Needs `npm run build` (the shards come from the CLI) and SwiftShader (webgpu-env.ts).
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { allowFallbackSwitch, rejectedWebGpuPrograms } from '../../src/backend/webgpu.js';
+import { rejectedWebGpuPrograms } from '../../src/backend/webgpu.js';
 import type { Device } from '../../src/backend/index.js';
 import { train } from '../../src/train/trainer.js';
 import { buildShards, lossCurve, type Shards } from '../train/run-helpers.js';
+import { useSwiftShaderUnlessAGpuIsSet } from './webgpu-env.js';
 
-process.env.VK_ICD_FILENAMES ??= '/usr/lib/chromium/vk_swiftshader_icd.json';
-process.env.XDG_RUNTIME_DIR ??= os.tmpdir();
-process.env[allowFallbackSwitch] = '1';
+useSwiftShaderUnlessAGpuIsSet();
 
 let work: string;
 let shards: Shards;

@@ -1,17 +1,14 @@
 /**
  * --device webgpu against the wasm path, on small shapes. CI machines have no GPU: these tests run on
- * SwiftShader (Chromium's CPU Vulkan driver, a fallback adapter), which is why they set
- * GPTMED_WEBGPU_ALLOW_FALLBACK=1 (and point the Vulkan loader at SwiftShader unless VK_ICD_FILENAMES names a
- * driver already). A machine where no adapter is found fails them: they never skip.
+ * SwiftShader (webgpu-env.ts). A machine where no adapter is found fails them: they never skip.
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { fasterOfWebGpuAndCpu, initBackend } from '../../src/backend/index.js';
-import { allowFallbackSwitch, probeWebGpu, rejectedWebGpuPrograms } from '../../src/backend/webgpu.js';
+import { allowFallbackSwitch, importOptional, probeWebGpu, rejectedWebGpuPrograms } from '../../src/backend/webgpu.js';
 import { UserError } from '../../src/common/errors.js';
 import { GPT, type KVCache } from '../../src/model/gpt.js';
 import { weightedCrossEntropy } from '../../src/model/loss.js';
@@ -19,12 +16,9 @@ import type { Batch } from '../../src/train/data.js';
 import { AdamW } from '../../src/train/optimizer.js';
 import { TrainStep } from '../../src/train/step.js';
 import { fixturesDir } from '../helpers.js';
+import { useSwiftShaderUnlessAGpuIsSet } from './webgpu-env.js';
 
-/** Debian's chromium package ships SwiftShader's Vulkan driver here (.ci/run installs chromium and libvulkan1). */
-export const swiftShaderIcd = '/usr/lib/chromium/vk_swiftshader_icd.json';
-process.env.VK_ICD_FILENAMES ??= swiftShaderIcd;
-process.env.XDG_RUNTIME_DIR ??= os.tmpdir();
-process.env[allowFallbackSwitch] = '1';
+useSwiftShaderUnlessAGpuIsSet();
 
 const config = { vocabSize: 128, dModel: 32, nLayers: 2, nHeads: 4, dFf: 64, maxSeqLen: 16, dropout: 0.1 };
 const rows = 2, T = 16;
@@ -107,6 +101,11 @@ describe('--device webgpu (on SwiftShader here)', () => {
     } finally {
       process.env[allowFallbackSwitch] = '1';
     }
+  });
+
+  it('a missing optional package is one clause naming it and how to install it', async () => {
+    const pkg = 'gptmed-no-such-package';
+    assert.deepEqual(await importOptional(pkg), { why: `${pkg} is not installed (an optional dependency: npm install ${pkg})` });
   });
 
   it('auto with a hardware adapter: measures both paths, starts the faster and gives both figures', async () => {
