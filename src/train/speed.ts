@@ -36,8 +36,9 @@ export interface TrainingSpeed {
 export async function measureTrainingSpeed(p: SpeedProbe, backend: Pick<BackendInfo, 'backend'>): Promise<TrainingSpeed> {
   const config: ModelConfig = { ...p.modelConfig, maxSeqLen: Math.max(p.modelConfig.maxSeqLen, p.seqLen) };
   const model = new GPT(config, { seed: 0 });
+  const optimizer = new AdamW(model.parameters(), { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.01 });
   try {
-    const step = new TrainStep(model, new AdamW(model.parameters(), { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.01 }), 1.0);
+    const step = new TrainStep(model, optimizer, 1.0);
     const plan =
       p.microBatches === undefined || p.microBatches === 'auto'
         ? microBatchPlan(config, p.batchSize, p.seqLen, backend.backend, hasFusedCrossEntropy())
@@ -59,6 +60,8 @@ export async function measureTrainingSpeed(p: SpeedProbe, backend: Pick<BackendI
     const median = times[Math.floor(times.length / 2)];
     return { tokensPerSec: Math.round((p.batchSize * p.seqLen) / median), microBatches: plan.pieces };
   } finally {
+    // Both: --device auto measures twice in the process that then trains.
+    optimizer.dispose();
     model.dispose();
   }
 }
