@@ -27,7 +27,8 @@ import * as tf from '@tensorflow/tfjs';
 import type { GradConfig, KernelConfig, KernelFunc, NamedAttrMap, NamedTensorInfoMap, Tensor, TensorInfo } from '@tensorflow/tfjs';
 import { webgpu_util, type WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { dropoutKernel as dropoutKernelName, type DropoutAttrs } from './dropout.js';
-import { countRejectedPrograms } from './webgpu.js';
+import { UserError } from '../common/errors.js';
+import { countRejectedPrograms, takeRejection } from './webgpu.js';
 
 type Program = Parameters<WebGPUBackend['runWebGPUProgram']>[0];
 type Uniforms = Parameters<WebGPUBackend['runWebGPUProgram']>[3];
@@ -195,6 +196,25 @@ function broadcastingGradient(stock: GradConfig, divide: boolean): GradConfig {
   };
 }
 
+// ---- Rejected work becomes an error -------------------------------------------------------------
+
+/**
+ * WebGPU reports an invalid program or a failed allocation (out of GPU memory) as an event, and the work goes on
+ * with garbage. Every read of values (the loss each step) waits for the GPU: the first read after such an event
+ * throws one line instead of returning them.
+ */
+function failReadsAfterRejection(backend: WebGPUBackend): void {
+  const read = backend.read.bind(backend);
+  backend.read = async (dataId) => {
+    const values = await read(dataId);
+    const rejection = takeRejection();
+    if (rejection !== null) {
+      throw new UserError(`webgpu: the GPU rejected work (${rejection}), so results are invalid; a smaller --batch-size or model may fit, or use --device wasm`);
+    }
+    return values;
+  };
+}
+
 // ---- Registration -------------------------------------------------------------------------------
 
 function replaceKernel(config: KernelConfig): void {
@@ -208,7 +228,9 @@ let registered = false;
 export function registerWebGpuKernels(): void {
   if (registered) return;
   registered = true;
-  countRejectedPrograms((tf.findBackend(backendName) as unknown as WebGPUBackend).device);
+  const backend = tf.findBackend(backendName) as unknown as WebGPUBackend;
+  countRejectedPrograms(backend.device);
+  failReadsAfterRejection(backend);
   replaceKernel({ kernelName: tf.UnsortedSegmentSum, backendName, kernelFunc: unsortedSegmentSum as KernelFunc });
   replaceKernel({ kernelName: dropoutKernelName, backendName, kernelFunc: dropoutKernel as KernelFunc });
   const wrapped: Array<[string, (stock: KernelConfig) => KernelConfig]> = [

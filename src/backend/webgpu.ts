@@ -139,15 +139,26 @@ async function probe(): Promise<WebGpuProbe> {
 }
 
 let rejected = 0;
+let unreported: string | null = null;
 
-/** Count the programs `device` rejects from now on (Dawn prints each; see rejectedWebGpuPrograms). */
+/** Count the work `device` rejects from now on (Dawn prints each; see rejectedWebGpuPrograms and takeRejection). */
 export function countRejectedPrograms(device: EventTarget): void {
-  device.addEventListener('uncapturederror', () => rejected++);
+  device.addEventListener('uncapturederror', (event) => {
+    rejected++;
+    unreported ??= (event as Event & { error?: { message?: string } }).error?.message?.split('\n')[0] ?? 'no message';
+  });
+}
+
+/** The first rejection since the last call (its message's first line), or null. */
+export function takeRejection(): string | null {
+  const message = unreported;
+  unreported = null;
+  return message;
 }
 
 /**
- * Programs the device rejected since the backend started: a rejected program's output is garbage, never an
- * exception, so the tests assert this stays 0.
+ * Programs (and allocations) the device rejected since the backend started: a rejected program's output is
+ * garbage, not an exception (webgpu-kernels.ts turns the next read into one), so the tests assert this stays 0.
  */
 export function rejectedWebGpuPrograms(): number {
   return rejected;

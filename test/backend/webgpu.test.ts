@@ -187,4 +187,21 @@ describe('--device webgpu (on SwiftShader here)', () => {
   it('the device rejected no program on the way (a rejected one computes garbage silently)', () => {
     assert.equal(rejectedWebGpuPrograms(), 0);
   });
+
+  it('work the device rejects makes the next read a one-line error, not garbage', async () => {
+    await initBackend('webgpu');
+    const x = tf.tensor1d([1, 2, 3]);
+    const backend = tf.backend() as unknown as { runWebGPUProgram(program: object, inputs: tf.TensorInfo[], dtype: string): tf.TensorInfo };
+    const program = {
+      shaderKey: 'gptmedTestInvalid', outputShape: [3], variableNames: ['x'], workgroupSize: [64, 1, 1], dispatchLayout: { x: [0] },
+      dispatch: [1, 1, 1], getUserCode: () => 'fn main(index : i32) { this is not WGSL }',
+    };
+    const out = backend.runWebGPUProgram(program, [x], 'float32');
+    const y = tf.engine().makeTensorFromTensorInfo(out);
+    await assert.rejects(y.data(), (e: unknown) => e instanceof UserError && /^webgpu: the GPU rejected work \(.+\), so results are invalid/.test(e.message) && !e.message.includes('\n'));
+    // Reported once: later work reads normally (what the rejected work touched stays invalid).
+    const later = tf.add(tf.tensor1d([4, 5]), 1);
+    assert.deepEqual(Array.from(await later.data()), [5, 6]);
+    tf.dispose([x, y, later]);
+  });
 });
