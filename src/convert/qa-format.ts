@@ -224,6 +224,10 @@ export async function* readQaFile(
   yield* drain([]);
 }
 
+/** What an input of gptmed-train-tokenizer or gptmed-tokenize holds: Q&A text, plain text, or auto (startsWithQa). */
+export const textInputFormats = ['auto', 'qa', 'text'] as const;
+export type TextInputFormat = (typeof textInputFormats)[number];
+
 /**
  * True when the file's first non-blank line starts with "Q:": how `--input-format auto` tells Q&A text
  * from plain text (gptmed-train-tokenizer and gptmed-tokenize alike).

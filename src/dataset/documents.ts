@@ -16,12 +16,10 @@ import * as path from 'node:path';
 import { UserError } from '../common/errors.js';
 import { sha256File } from '../common/hash.js';
 import { checkTextFile, LineSplitter, looksBinary, TextFileReader } from '../common/input.js';
-import { startsWithQa } from '../convert/qa-format.js';
-
-export type InputFormat = 'auto' | 'qa' | 'text';
+import { startsWithQa, type TextInputFormat } from '../convert/qa-format.js';
 
 /** The format `--input-format` names; auto: a directory is text, a file is Q&A when it starts with "Q:". */
-export function resolveInputFormat(input: string, format: InputFormat): 'qa' | 'text' {
+export function resolveInputFormat(input: string, format: TextInputFormat): 'qa' | 'text' {
   if (format !== 'auto') return format;
   if (isDirectory(input)) return 'text';
   checkTextFile(input);

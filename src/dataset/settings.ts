@@ -3,6 +3,7 @@
  * come from here. The ranges are checked by tokenizeDataset (tokenize.ts).
  */
 import type { Setting } from '../common/settings.js';
+import { textInputFormats } from '../convert/qa-format.js';
 
 export const tokenizeSettings: readonly Setting[] = [
   { name: 'maxLength', type: 'number', default: 512, description: 'tokens per row (the model context)' },
@@ -14,7 +15,7 @@ export const tokenizeSettings: readonly Setting[] = [
   {
     name: 'inputFormat',
     type: 'string',
-    choices: ['auto', 'qa', 'text'],
+    choices: textInputFormats,
     default: 'qa',
     description: 'qa: Q&A text; text: plain-text documents (blank-line separated, or a directory of .txt files); auto: Q&A when the file starts with "Q:"',
   },

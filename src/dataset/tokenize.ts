@@ -23,9 +23,9 @@ import { checkOutput } from '../common/output.js';
 import { Progress } from '../common/progress.js';
 import { shuffledOrder } from '../common/shuffle.js';
 import { Int32List } from '../common/typed-arrays.js';
-import { formatQaPair, readQaFile, type QaPair } from '../convert/qa-format.js';
+import { formatQaPair, readQaFile, type QaPair, type TextInputFormat } from '../convert/qa-format.js';
 import { inspectModel, type ModelInfo } from '../tokenizer/tokenizer.js';
-import { readDocuments, resolveInputFormat, textInputFiles, textInputHash, type InputFormat } from './documents.js';
+import { readDocuments, resolveInputFormat, textInputFiles, textInputHash } from './documents.js';
 import type { EncodeReply, EncodeRequest } from './encode-worker.js';
 import { MAX_ROW_LENGTH, META_FILE, NpyRowWriter, type LengthStats, type ShardsMeta, type SplitInfo, type SplitName } from './shards.js';
 
@@ -43,7 +43,7 @@ export interface TokenizeOptions {
   shardSize?: number;
   maskPrompt?: boolean;
   /** qa (the default): Q&A text; text: plain-text documents; auto: Q&A when the file starts with "Q:". */
-  inputFormat?: InputFormat;
+  inputFormat?: TextInputFormat;
   force?: boolean;
   quiet?: boolean;
   /** Encoding threads; default: the CPU count, at most 2... 8. */

@@ -43,7 +43,7 @@ export function paceKey(run: { modelConfig: ModelConfig; train: { batchSize: num
 const shapeKeys = ['dModel', 'nLayers', 'nHeads', 'dFf', 'maxSeqLen', 'dropout'] as const;
 
 /** The config's values over the stages' defaults; a setting the stages would refuse is a 400 naming it. */
-export function jobRun(config: JobConfig, keys: Map<string, JobKey>): JobRun {
+export function jobRun(config: JobConfig, keys: Map<string, JobKey>, base?: ModelConfig): JobRun {
   const value = (key: string): unknown => config[key] ?? keys.get(key)?.default;
   const given: Partial<TrainConfig> = {};
   for (const [k, spec] of keys) if (spec.stages.includes('train') && config[k] !== undefined) (given as Record<string, unknown>)[k] = config[k];
@@ -53,7 +53,8 @@ export function jobRun(config: JobConfig, keys: Map<string, JobKey>): JobRun {
     const train = resolveTrainConfig({ given, quickTest: config.quickTest === true });
     const modelSize = (config.modelSize ?? train.modelSize) as ModelSize;
     if (!modelSizes.includes(modelSize)) throw new Error(`modelSize must be one of ${modelSizes.join(', ')}`);
-    const modelConfig = resolveModelConfig({ modelSize, overrides, vocabSize: Number(value('vocabSize')) });
+    // A fine-tune (initFrom) has its base model's shape and vocabulary.
+    const modelConfig = base ?? resolveModelConfig({ modelSize, overrides, vocabSize: Number(value('vocabSize')) });
     const seqLen = Number(value('maxLength')) - 1;
     if (seqLen > modelConfig.maxSeqLen) {
       throw new Error(`maxLength ${seqLen + 1}: rows need a context of ${seqLen}, the model's maxSeqLen is ${modelConfig.maxSeqLen}; raise maxSeqLen or lower maxLength`);

@@ -24,8 +24,23 @@ export const JOB_KEYS: Record<Stage, readonly string[]> = {
     'modelSize', 'dModel', 'nLayers', 'nHeads', 'dFf', 'maxSeqLen', 'dropout',
     'numEpochs', 'maxSteps', 'batchSize', 'gradAccum', 'learningRate', 'minLr', 'warmupSteps', 'weightDecay', 'gradClip',
     'evalInterval', 'evalBatches', 'saveInterval', 'keepLast', 'earlyStoppingPatience', 'logInterval', 'device', 'seed', 'quickTest',
+    'initFrom', 'loraRank', 'loraAlpha', 'loraDropout', 'loraTargets',
   ],
 };
+
+/**
+ * Keys the server resolves itself (jobs.ts), never passed on as the flag: `initFrom` names a model of this
+ * server, not a path; its checkpoint and tokenizer are what the stages get.
+ */
+const SERVER_KEYS: Readonly<Record<string, string>> = {
+  initFrom: "Fine-tune: start from this model's weights (an id of GET /v1/models; its shape and tokenizer are kept, so the job trains no tokenizer)",
+};
+
+/** What a fine-tuning job (initFrom) takes from its model, so may not set: the shape, and the tokenizer's settings. */
+export const FIXED_BY_INIT_FROM: readonly string[] = ['modelSize', 'dModel', 'nLayers', 'nHeads', 'dFf', 'maxSeqLen', ...JOB_KEYS['train-tokenizer']];
+
+/** Keys that mean something only with initFrom (LoRA adapts the model it names). */
+export const NEED_INIT_FROM: readonly string[] = ['loraRank', 'loraAlpha', 'loraDropout', 'loraTargets'];
 
 /** A job's name: its run directory under --runs-dir, and the model id it is served as. */
 export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -86,7 +101,8 @@ export async function loadJobKeys(): Promise<Map<string, JobKey>> {
       if (known && known.type !== type) throw new Error(`job config key ${key}: a ${known.type} for gptmed-${known.stages[0]}, a ${type} for gptmed-${stage}`);
       // A key several stages share (seed) shows the last stage's default and help: the stage it shapes most.
       const stages = known ? [...known.stages, stage] : [stage];
-      keys.set(key, { key, flag: kebab(key), type, choices: s.choices, stages, default: stageDefault(stage, s), description: s.description });
+      const description = SERVER_KEYS[key] ?? s.description;
+      keys.set(key, { key, flag: kebab(key), type, choices: s.choices, stages, default: stageDefault(stage, s), description });
     }
   }
   return keys;
@@ -146,7 +162,7 @@ export function stageFlags(stage: Stage, config: JobConfig, keys: Map<string, Jo
   const out: string[] = [];
   for (const [k, v] of Object.entries(config)) {
     const spec = keys.get(k);
-    if (!spec || !spec.stages.includes(stage) || v === undefined) continue;
+    if (!spec || !spec.stages.includes(stage) || v === undefined || Object.hasOwn(SERVER_KEYS, k)) continue;
     if (spec.type === 'boolean') out.push(v ? `--${spec.flag}` : `--no-${spec.flag}`);
     else out.push(`--${spec.flag}=${String(v)}`);
   }

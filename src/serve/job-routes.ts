@@ -12,10 +12,13 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { UserError } from '../common/errors.js';
 import type { ConvertOptions } from '../convert/convert.js';
 import { previewDataset } from '../dataset/preview.js';
+import { readManifest } from '../model/checkpoint.js';
+import { checkpointTokenizerPath } from '../model/run-dir.js';
 import { ApiError, notFound } from './errors.js';
-import { JOB_KEYS, JobConfigError, jobConfigSchema, loadJobKeys, NAME_PATTERN, validateJobConfig, type JobConfig, type JobConfigSchema, type JobKey } from './job-config.js';
+import { FIXED_BY_INIT_FROM, JOB_KEYS, JobConfigError, NEED_INIT_FROM, jobConfigSchema, loadJobKeys, NAME_PATTERN, validateJobConfig, type JobConfig, type JobConfigSchema, type JobKey } from './job-config.js';
 import { Estimator, jobRun, paceKey } from './estimate.js';
-import { ENDED, isQaText, jobView, JobManager, safeFilename, type Job, type JobEvent } from './jobs.js';
+import { ENDED, isQaText, jobView, JobManager, safeFilename, type Job, type JobBase, type JobEvent } from './jobs.js';
+import { ModelRegistry, type ModelEntry } from './models.js';
 import { optionsView } from './options.js';
 import type { ServeOptions } from './server.js';
 import { receiveUpload } from './upload.js';
@@ -45,6 +48,8 @@ interface Jobs {
   keys: Map<string, JobKey>;
   schema: JobConfigSchema;
   manager: JobManager;
+  /** Where config.initFrom's model is looked up (afresh on each request: a job that just finished is a base at once). */
+  models: ModelRegistry;
 }
 
 export async function jobRoutes(app: FastifyInstance, opts: { serve: ServeOptions }): Promise<void> {
@@ -58,7 +63,8 @@ export async function jobRoutes(app: FastifyInstance, opts: { serve: ServeOption
   app.addHook('preClose', async () => manager.beginClose());
   app.addHook('onClose', async () => manager.close());
 
-  const jobs: Jobs = { serve, keys, schema: jobConfigSchema(keys), manager };
+  const models = new ModelRegistry({ runsDir: serve.runsDir, checkpoints: serve.checkpoints });
+  const jobs: Jobs = { serve, keys, schema: jobConfigSchema(keys), manager, models };
   uploadRoutes(app, jobs);
   settingRoutes(app, jobs);
   jobStateRoutes(app, jobs);
@@ -73,13 +79,37 @@ function findJob(manager: JobManager, request: FastifyRequest<{ Params: IdParams
   return job;
 }
 
+/** The model config.initFrom names, with its checkpoint and tokenizer; a 400 naming the key when it cannot be a base. */
+function jobBase(models: ModelRegistry, config: JobConfig): JobBase {
+  const id = String(config.initFrom);
+  const bad = (why: string): ApiError => new ApiError(400, `config.initFrom: ${why}`, 'config.initFrom', 'invalid_request_error', 'invalid_config');
+  let entry: ModelEntry;
+  try {
+    entry = models.find(id);
+  } catch {
+    throw bad(`no model '${id}' (GET /v1/models lists them)`);
+  }
+  const tokenizer = checkpointTokenizerPath(entry.stepDir, entry.manifest);
+  if (!tokenizer) throw bad(`the tokenizer of '${id}' (${entry.manifest.tokenizer.file}) is missing`);
+  refuseSet(config, FIXED_BY_INIT_FROM, `comes from config.initFrom's model '${id}'; leave it out`);
+  return { model: id, checkpoint: path.resolve(entry.stepDir), tokenizer: path.resolve(tokenizer) };
+}
+
+/** A 400 naming the first of `names` the config sets, with why it may not. */
+function refuseSet(config: JobConfig, names: readonly string[], why: string): void {
+  const set = names.find((k) => config[k] !== undefined);
+  if (set) throw new ApiError(400, `config.${set}: ${why}`, `config.${set}`, 'invalid_request_error', 'invalid_config');
+}
+
 /** POST /v1/jobs (a new job from an upload and its config) and POST /v1/datasets/preview (an upload converted, nothing kept). */
-function uploadRoutes(app: FastifyInstance, { serve, keys, schema, manager }: Jobs): void {
+function uploadRoutes(app: FastifyInstance, { serve, keys, schema, manager, models }: Jobs): void {
   app.post('/v1/jobs', async (request, reply) => {
     const upload = await receiveUpload(request, manager.uploadPath(), 'POST /v1/jobs', serve.maxUploadMb);
     try {
       const config = parseConfig(upload.configText, schema);
-      const job = manager.create({ upload: upload.file, filename: upload.filename, bytes: upload.bytes, config });
+      const initFrom = config.initFrom === undefined ? undefined : jobBase(models, config);
+      if (initFrom === undefined) refuseSet(config, NEED_INIT_FROM, 'needs config.initFrom (LoRA adapts an existing model)');
+      const job = manager.create({ upload: upload.file, filename: upload.filename, bytes: upload.bytes, config, initFrom });
       upload.file = ''; // moved into the job's directory
       reply.code(201);
       return jobView(job);
@@ -114,7 +144,7 @@ function uploadRoutes(app: FastifyInstance, { serve, keys, schema, manager }: Jo
 }
 
 /** GET /v1/options (every setting with its default and help) and POST /v1/jobs/estimate (a run's time). */
-function settingRoutes(app: FastifyInstance, { keys, schema, manager }: Jobs): void {
+function settingRoutes(app: FastifyInstance, { keys, schema, manager, models }: Jobs): void {
   app.get('/v1/options', async () => optionsView(keys));
 
   // Tokens/s of the jobs that trained here (their last logged figure), by what decides the pace.
@@ -124,7 +154,8 @@ function settingRoutes(app: FastifyInstance, { keys, schema, manager }: Jobs): v
       const tokensPerSec = job.record.progress.tokensPerSec;
       if (tokensPerSec === null) continue;
       try {
-        paces.set(paceKey(jobRun(job.record.config, keys)), { tokensPerSec, job: job.record.id });
+        const base = job.record.initFrom && readManifest(job.record.initFrom.checkpoint).modelConfig;
+        paces.set(paceKey(jobRun(job.record.config, keys, base)), { tokensPerSec, job: job.record.id });
       } catch {
         // A job whose settings no longer resolve tells nothing about this machine's pace.
       }
@@ -139,7 +170,8 @@ function settingRoutes(app: FastifyInstance, { keys, schema, manager }: Jobs): v
     if (extra) throw new ApiError(400, `${extra}: unknown field; the body holds \`config\` and \`pairs\``, extra, 'invalid_request_error', 'unknown_field');
     if (!Number.isInteger(body.pairs) || (body.pairs as number) < 1) throw new ApiError(400, 'pairs: the number of Q&A pairs, a whole number from 1 (the preview gives it)', 'pairs', 'invalid_request_error', 'invalid_value');
     const config = parseConfig(JSON.stringify(body.config ?? {}), schema);
-    return { object: 'job.estimate', ...(await estimator.estimate(jobRun(config, keys), body.pairs as number)) };
+    const base = config.initFrom === undefined ? undefined : readManifest(jobBase(models, config).checkpoint).modelConfig;
+    return { object: 'job.estimate', ...(await estimator.estimate(jobRun(config, keys, base), body.pairs as number)) };
   });
 }
 

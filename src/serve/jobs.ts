@@ -50,6 +50,8 @@ export interface JobRecord {
   completedStages: Stage[];
   config: JobConfig;
   upload: { file: string; filename: string; bytes: number; qaText: boolean };
+  /** A fine-tuning job's starting point (config.initFrom resolved when the job was made); absent otherwise. */
+  initFrom?: JobBase;
   createdAt: string;
   queuedAt: string;
   startedAt: string | null;
@@ -286,6 +288,14 @@ export interface NewJob {
   filename: string;
   bytes: number;
   config: JobConfig;
+  initFrom?: JobBase;
+}
+
+/** The model a fine-tuning job starts from: its id, its step directory and its tokenizer (absolute paths). */
+export interface JobBase {
+  model: string;
+  checkpoint: string;
+  tokenizer: string;
 }
 
 export class JobManager {
@@ -365,6 +375,8 @@ export class JobManager {
     fs.mkdirSync(path.join(dir, 'upload'), { recursive: true });
     fs.renameSync(n.upload, path.join(dir, 'upload', filename));
     const qaText = n.config.format === undefined && isQaText(path.join(dir, 'upload', filename));
+    // Stages with nothing to do count as done: Q&A text needs no conversion, a fine-tune keeps its model's tokenizer.
+    const completedStages: Stage[] = [...(qaText ? ['convert' as const] : []), ...(n.initFrom ? ['train-tokenizer' as const] : [])];
     const t = now();
     const record: JobRecord = {
       version: 1,
@@ -372,9 +384,10 @@ export class JobManager {
       name: n.config.name ?? null,
       state: 'queued',
       stage: null,
-      completedStages: qaText ? ['convert'] : [],
+      completedStages,
       config: n.config,
       upload: { file: `upload/${filename}`, filename: n.filename, bytes: n.bytes, qaText },
+      ...(n.initFrom ? { initFrom: n.initFrom } : {}),
       createdAt: t,
       queuedAt: t,
       startedAt: null,
@@ -527,12 +540,15 @@ export class JobManager {
         return [rel(job.record.upload.file), '--output', rel(DATA_FILE), '--force', '--quiet', ...flags];
       case 'train-tokenizer':
         return ['--input', data, '--output-prefix', rel(TOKENIZER_PREFIX), '--force', '--quiet', ...flags];
-      case 'tokenize':
-        return ['--input', data, '--tokenizer', rel(`${TOKENIZER_PREFIX}.model`), '--output-dir', rel(SHARDS_DIR), '--force', '--quiet', ...flags];
+      case 'tokenize': {
+        const tokenizer = job.record.initFrom?.tokenizer ?? rel(`${TOKENIZER_PREFIX}.model`);
+        return ['--input', data, '--tokenizer', tokenizer, '--output-dir', rel(SHARDS_DIR), '--force', '--quiet', ...flags];
+      }
       case 'train': {
         const inputs = ['--train-data', rel(`${SHARDS_DIR}/train.npy`), '--val-data', rel(`${SHARDS_DIR}/val.npy`), '--checkpoint-dir', id];
+        const base = job.record.initFrom ? ['--init-from', job.record.initFrom.checkpoint] : [];
         // A run with a checkpoint continues from it (its saved settings); one without starts over.
-        return latestStep(job.dir) !== null ? ['--resume', ...inputs] : [...inputs, '--force', ...flags];
+        return latestStep(job.dir) !== null ? ['--resume', ...inputs] : [...inputs, ...base, '--force', ...flags];
       }
     }
   }

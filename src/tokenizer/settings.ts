@@ -3,6 +3,7 @@
  * job keys come from here. The ranges are checked by trainTokenizer (train.ts).
  */
 import type { Setting } from '../common/settings.js';
+import { textInputFormats } from '../convert/qa-format.js';
 
 export const tokenizerSettings: readonly Setting[] = [
   { name: 'vocabSize', type: 'number', default: 8000, description: 'pieces in the vocabulary, special pieces included' },
@@ -21,5 +22,5 @@ export const tokenizerSettings: readonly Setting[] = [
     description: 'skip (and report) lines/pairs longer than this many bytes',
     defaultText: '4192 for plain text, no limit for Q&A',
   },
-  { name: 'inputFormat', type: 'string', choices: ['auto', 'qa', 'text'], default: 'auto', description: 'Q&A pairs or plain lines, for every --input; auto: each file is Q&A when it starts with "Q:"' },
+  { name: 'inputFormat', type: 'string', choices: textInputFormats, default: 'auto', description: 'Q&A pairs or plain lines, for every --input; auto: each file is Q&A when it starts with "Q:"' },
 ];

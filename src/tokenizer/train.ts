@@ -16,13 +16,12 @@ import { UsageError, UserError } from '../common/errors.js';
 import { checkTextFile, readTextFile } from '../common/input.js';
 import { Progress } from '../common/progress.js';
 import { pairText } from '../convert/pair-text.js';
-import { readQaFile, startsWithQa, type MalformedBlock } from '../convert/qa-format.js';
+import { readQaFile, startsWithQa, type MalformedBlock, type TextInputFormat } from '../convert/qa-format.js';
 import { trainBpe, type BpeResult } from './bpe-trainer.js';
 import { encodeModelProto, ModelType, nmtNfkcCharsmap, PieceType, type ModelPiece, type ModelProto, type NormalizerSpec, type TrainerSpec } from './model-proto.js';
 import { Normalizer } from './normalizer.js';
 
 export type Normalization = 'nmt_nfkc' | 'identity';
-export type InputFormat = 'auto' | 'qa' | 'text';
 
 export interface TrainTokenizerOptions {
   /** One file or several; each is Q&A text or plain text (inputFormat). */
@@ -35,7 +34,7 @@ export interface TrainTokenizerOptions {
   characterCoverage?: number;
   /** Longest sentence (plain text) or pair (Q&A) in bytes; longer ones are skipped and reported. */
   maxSentenceLength?: number;
-  inputFormat?: InputFormat;
+  inputFormat?: TextInputFormat;
   force?: boolean;
   quiet?: boolean;
   /** Receives warnings (skipped text); default: stderr. */
