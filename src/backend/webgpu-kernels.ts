@@ -17,7 +17,11 @@
  *
  * Uploads: tfjs's Mean and Sum gradients multiply dy by ones(x.shape), an array built in JavaScript and uploaded
  * (for LayerNorm's two means, two activation-sized uploads per block per step); on webgpu they broadcast dy on
- * the GPU instead, the same values bit for bit (x * 1 is exact).
+ * the GPU instead, the same values bit for bit (x * 1 is exact). What a step still uploads: its batch, the causal
+ * mask (src/model/gpt.ts builds it per forward call) and scalars.
+ *
+ * Failures: work the device rejects (an invalid program, an allocation past GPU memory) is an event, not an
+ * exception, and what depends on it is garbage; the first read of values after one throws a one-line error.
  *
  * Everything else the model, the loss and AdamW use runs on tfjs's own webgpu kernels (no CPU fallback): the
  * fused cross-entropy and softmax gradient of the wasm path are CPU kernels, and on webgpu the composite
@@ -26,8 +30,8 @@
 import * as tf from '@tensorflow/tfjs';
 import type { GradConfig, KernelConfig, KernelFunc, NamedAttrMap, NamedTensorInfoMap, Tensor, TensorInfo } from '@tensorflow/tfjs';
 import { webgpu_util, type WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
-import { dropoutKernel as dropoutKernelName, type DropoutAttrs } from './dropout.js';
 import { UserError } from '../common/errors.js';
+import { dropoutKernel as dropoutKernelName, type DropoutAttrs } from './dropout.js';
 import { countRejectedPrograms, takeRejection } from './webgpu.js';
 
 type Program = Parameters<WebGPUBackend['runWebGPUProgram']>[0];

@@ -120,7 +120,10 @@ async function probe(): Promise<WebGpuProbe> {
   if ('why' in dawn) return { ok: false, why: dawn.why };
   const gpu = installNavigatorGpu(dawn.module);
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
-  if (!adapter) return { ok: false, why: 'Dawn found no WebGPU adapter (no GPU driver it can use)' };
+  if (!adapter) {
+    const needs = process.platform === 'linux' ? ': on Linux it needs the Vulkan loader (libvulkan1) and the GPU\'s Vulkan driver' : '';
+    return { ok: false, why: `Dawn found no WebGPU adapter${needs}` };
+  }
   const backend = await importOptional<object>(backendPackage);
   if ('why' in backend) return { ok: false, why: backend.why };
   // It registers 'webgpu' on import only where navigator.gpu exists: imported earlier, it never will.
