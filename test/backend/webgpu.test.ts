@@ -177,6 +177,29 @@ describe('--device webgpu (on SwiftShader here)', () => {
     assert.ok(uploads.some((u) => u.bytes === 4 * rows * T), 'the batch itself is uploaded (the check sees uploads)');
   });
 
+  it('no program that sums with float atomics: a weight-gradient-shaped product skips tfjs\'s split-K program', async () => {
+    await initBackend('webgpu');
+    // x^T @ dy of a small model: a 32 x 96 output from K = 4096 rows, where tfjs 4.22 picks split-K (atomicAdd).
+    const x = tf.randomNormal([4096, 32], 0, 1, 'float32', 1), dy = tf.randomNormal([4096, 96], 0, 1, 'float32', 2);
+    const backend = tf.backend() as unknown as { runWebGPUProgram(program: { shaderKey: string }, ...rest: unknown[]): tf.TensorInfo };
+    const run = backend.runWebGPUProgram;
+    const programs: string[] = [];
+    backend.runWebGPUProgram = function (program, ...rest) {
+      programs.push(program.shaderKey);
+      return run.call(this, program, ...rest);
+    };
+    try {
+      const first = tf.matMul(x, dy, true, false);
+      const again = tf.matMul(x, dy, true, false);
+      assert.deepEqual(await again.data(), await first.data());
+      tf.dispose([first, again]);
+    } finally {
+      backend.runWebGPUProgram = run;
+      tf.dispose([x, dy]);
+    }
+    assert.ok(programs.length > 0 && !programs.some((key) => key.startsWith('matMulSplitK')), programs.join(', '));
+  });
+
   it('KV-cached greedy decode gives the same tokens as wasm', async () => {
     await initBackend('wasm');
     const wasm = await greedyDecode(10);
