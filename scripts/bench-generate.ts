@@ -2,7 +2,7 @@
  * Generation speed with and without the KV cache, measured in the same run:
  * a GPT of a preset's shape (random weights: speed does not depend on them)
  * decodes the same number of tokens greedily both ways, and the ratio is printed.
- *   scripts/bench-generate [--model-size tiny|small|medium] [--new-tokens 200] [--prompt-tokens 32] [--device auto|gpu|cpu|wasm]
+ *   scripts/bench-generate [--model-size tiny|small|medium] [--new-tokens 200] [--prompt-tokens 32] [--device auto|gpu|webgpu|cpu|wasm]
  */
 import seedrandom from 'seedrandom';
 import yargs from 'yargs';

@@ -87,10 +87,10 @@ export class AdamW {
   }
 }
 
-/** The global L2 norm of the gradients. */
-export function globalNorm(grads: readonly tf.Tensor[]): number {
+/** The global L2 norm of the gradients (read asynchronously: the webgpu backend has no synchronous read in Node). */
+export async function globalNorm(grads: readonly tf.Tensor[]): Promise<number> {
   const norm = tf.tidy(() => tf.sqrt(tf.addN(grads.map((g) => tf.sum(tf.square(g))))));
-  const value = norm.dataSync()[0];
+  const value = (await norm.data())[0]!;
   norm.dispose();
   return value;
 }

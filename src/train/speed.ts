@@ -33,11 +33,12 @@ export interface TrainingSpeed {
   microBatches: number;
 }
 
-export function measureTrainingSpeed(p: SpeedProbe, backend: BackendInfo): TrainingSpeed {
+export async function measureTrainingSpeed(p: SpeedProbe, backend: Pick<BackendInfo, 'backend'>): Promise<TrainingSpeed> {
   const config: ModelConfig = { ...p.modelConfig, maxSeqLen: Math.max(p.modelConfig.maxSeqLen, p.seqLen) };
   const model = new GPT(config, { seed: 0 });
+  const optimizer = new AdamW(model.parameters(), { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.01 });
   try {
-    const step = new TrainStep(model, new AdamW(model.parameters(), { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.01 }), 1.0);
+    const step = new TrainStep(model, optimizer, 1.0);
     const plan =
       p.microBatches === undefined || p.microBatches === 'auto'
         ? microBatchPlan(config, p.batchSize, p.seqLen, backend.backend, hasFusedCrossEntropy())
@@ -52,13 +53,15 @@ export function measureTrainingSpeed(p: SpeedProbe, backend: BackendInfo): Train
     const times: number[] = [];
     for (let i = 0; i < p.warmup + p.steps; i++) {
       const t0 = performance.now();
-      step.run(microBatches, 3e-4, `speed-${i}`);
+      await step.run(microBatches, 3e-4, `speed-${i}`);
       if (i >= p.warmup) times.push((performance.now() - t0) / 1000);
     }
     times.sort((a, b) => a - b);
     const median = times[Math.floor(times.length / 2)];
     return { tokensPerSec: Math.round((p.batchSize * p.seqLen) / median), microBatches: plan.pieces };
   } finally {
+    // Both: --device auto measures twice in the process that then trains.
+    optimizer.dispose();
     model.dispose();
   }
 }

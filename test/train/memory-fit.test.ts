@@ -23,10 +23,10 @@ describe('memory fit', () => {
     const rng = seedrandom('memory-fit');
     const tokens = (): Int32Array => Int32Array.from({ length: rows * T }, () => Math.floor(rng() * config.vocabSize));
     const batch: Batch = { rows, T, x: tokens(), y: tokens(), weights: new Float32Array(rows * T).fill(1), targets: rows * T };
-    step.run([batch], 1e-3, 'first'); // AdamW's moments exist from here on, as in every later step
+    await step.run([batch], 1e-3, 'first'); // AdamW's moments exist from here on, as in every later step
     const before = tf.memory().numBytes;
-    const profile = await tf.profile(() => {
-      step.run([batch], 1e-3, 'second');
+    const profile = await tf.profile(async () => {
+      await step.run([batch], 1e-3, 'second');
     });
     const measured = profile.peakBytes;
     const estimate = estimateStepBytes(config, rows, T, hasFusedCrossEntropy());
