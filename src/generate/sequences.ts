@@ -1,0 +1,142 @@
+/**
+ * The model as the decode loop sees it: several sequences that share one prompt, each extended one
+ * token at a time, each step returning every extended sequence's next-token logits.
+ *
+ * Three ways to compute that, the same logits within float rounding:
+ * - native: src/model/native-decoder.ts, where the native kernels are loaded and the backend runs on
+ *   the CPU inside this process (wasm, cpu). Sequences are decoded together, one forward per step.
+ *   GPTMED_FAST_KERNELS=0 turns it off, as it turns off the training kernels.
+ * - tfjs with a KV cache per sequence (tfjs-node, GPU backends, a model with unmerged adapters):
+ *   GPT.forward, one sequence at a time; the prompt is fed once and its cache copied.
+ * - tfjs without a cache (useCache false, for the identity test and the benchmark): every step
+ *   re-reads each whole sequence.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { fastKernelsSwitch } from '../backend/fast-kernels.js';
+import { loadNativeKernels } from '../backend/native.js';
+import type { GPT, KVCache } from '../model/gpt.js';
+import { NativeDecoder } from '../model/native-decoder.js';
+
+export interface SequenceDecoder {
+  /** Which forward runs, for benchmarks and tests. */
+  readonly kind: 'native' | 'tfjs-cache' | 'tfjs';
+  /** Feed the prompt to every sequence; the logits of its last position (the same for all). */
+  prompt(ids: readonly number[]): Promise<Float32Array>;
+  /** Sequence seqs[i] takes tokens[i]; each one's next-token logits, in the same order. */
+  next(seqs: readonly number[], tokens: readonly number[]): Promise<Float32Array[]>;
+  dispose(): void;
+}
+
+/** 'auto': the native forward where it can run; 'tfjs': GPT.forward always (to compare). */
+export type ForwardChoice = 'auto' | 'tfjs';
+
+/** A decoder for `count` sequences of `model`. */
+export function openSequences(model: GPT, count: number, opts: { useCache?: boolean; forward?: ForwardChoice } = {}): SequenceDecoder {
+  if (!(opts.useCache ?? true)) return new UncachedSequences(model, count);
+  const kernels = (opts.forward ?? 'auto') === 'auto' ? nativeKernelsForDecoding(model) : null;
+  return kernels ? new NativeSequences(new NativeDecoder(model, kernels, count)) : new CachedSequences(model, count);
+}
+
+/** The native kernels, where the native forward can serve this model on the current backend; else null. */
+function nativeKernelsForDecoding(model: GPT): ReturnType<typeof loadNativeKernels>['kernels'] {
+  if (model.lora || process.env[fastKernelsSwitch] === '0') return null;
+  // Other backends keep their tensors elsewhere (libtensorflow, a GPU): GPT.forward serves them.
+  if (!['wasm', 'cpu'].includes(tf.getBackend())) return null;
+  return loadNativeKernels().kernels;
+}
+
+class NativeSequences implements SequenceDecoder {
+  readonly kind = 'native';
+  constructor(private readonly decoder: NativeDecoder) {}
+
+  async prompt(ids: readonly number[]): Promise<Float32Array> {
+    const logits = this.decoder.forward([{ slot: 0, ids }]);
+    for (let s = 1; s < this.decoder.slots; s++) this.decoder.copySlot(0, s);
+    return logits;
+  }
+
+  async next(seqs: readonly number[], tokens: readonly number[]): Promise<Float32Array[]> {
+    const logits = this.decoder.forward(seqs.map((slot, i) => ({ slot, ids: [tokens[i]] })));
+    const vocab = this.decoder.config.vocabSize;
+    return seqs.map((_, i) => logits.subarray(i * vocab, (i + 1) * vocab));
+  }
+
+  dispose(): void {}
+}
+
+/** Logits of the last position after feeding `ids` (the new tokens, when a cache is given). */
+async function lastLogits(model: GPT, ids: readonly number[], cache?: KVCache): Promise<Float32Array> {
+  const { vocabSize } = model.config;
+  const last = tf.tidy(() => {
+    const logits = model.forward(tf.tensor2d([...ids], [1, ids.length], 'int32'), { cache });
+    return logits.slice([0, ids.length - 1, 0], [1, 1, vocabSize]).reshape([vocabSize]);
+  });
+  try {
+    return (await last.data()) as Float32Array;
+  } finally {
+    last.dispose();
+  }
+}
+
+class CachedSequences implements SequenceDecoder {
+  readonly kind = 'tfjs-cache';
+  private readonly caches: KVCache[];
+
+  constructor(
+    private readonly model: GPT,
+    count: number,
+  ) {
+    this.caches = Array.from({ length: count }, () => model.createCache(1));
+  }
+
+  async prompt(ids: readonly number[]): Promise<Float32Array> {
+    const [first, ...rest] = this.caches;
+    const logits = await lastLogits(this.model, ids, first);
+    for (const cache of rest) {
+      cache.layers.forEach((layer, i) => {
+        layer.k = tf.keep(first.layers[i].k!.clone());
+        layer.v = tf.keep(first.layers[i].v!.clone());
+      });
+      cache.length = first.length;
+    }
+    return logits;
+  }
+
+  async next(seqs: readonly number[], tokens: readonly number[]): Promise<Float32Array[]> {
+    const out: Float32Array[] = [];
+    for (let i = 0; i < seqs.length; i++) out.push(await lastLogits(this.model, [tokens[i]], this.caches[seqs[i]]));
+    return out;
+  }
+
+  dispose(): void {
+    for (const cache of this.caches) cache.dispose();
+  }
+}
+
+class UncachedSequences implements SequenceDecoder {
+  readonly kind = 'tfjs';
+  private readonly sequences: number[][];
+
+  constructor(
+    private readonly model: GPT,
+    count: number,
+  ) {
+    this.sequences = Array.from({ length: count }, () => []);
+  }
+
+  async prompt(ids: readonly number[]): Promise<Float32Array> {
+    for (const s of this.sequences) s.push(...ids);
+    return lastLogits(this.model, ids);
+  }
+
+  async next(seqs: readonly number[], tokens: readonly number[]): Promise<Float32Array[]> {
+    const out: Float32Array[] = [];
+    for (let i = 0; i < seqs.length; i++) {
+      this.sequences[seqs[i]].push(tokens[i]);
+      out.push(await lastLogits(this.model, this.sequences[seqs[i]]));
+    }
+    return out;
+  }
+
+  dispose(): void {}
+}
