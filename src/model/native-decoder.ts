@@ -46,6 +46,8 @@ interface DecoderWeights {
   /** The variables' data ids when read: a model whose variables were reassigned is read again. */
   source: readonly object[];
   wte: Float32Array;
+  /** wte transposed, [dModel, vocabSize]: the LM head as x @ wteT (OpenBLAS's plain product is ~30% faster than x @ wte^T). */
+  wteT: Float32Array;
   wpe: Float32Array;
   blocks: BlockWeights[];
   lnF: Pair;
@@ -64,6 +66,7 @@ function decoderWeights(model: GPT): DecoderWeights {
   const weights: DecoderWeights = {
     source,
     wte: byName.get('wte')!,
+    wteT: transposed(byName.get('wte')!, model.config.vocabSize, model.config.dModel),
     wpe: byName.get('wpe')!,
     blocks: Array.from({ length: model.config.nLayers }, (_, i) => ({
       ln1: pair(`h.${i}.ln1`, 'gamma', 'beta'),
@@ -269,7 +272,7 @@ export class NativeDecoder {
     segments.forEach((s, i) => last.set(x.subarray((s.row + s.count - 1) * dModel, (s.row + s.count) * dModel), i * dModel));
     layerNormRows(last, last, segments.length, dModel, this.weights.lnF);
     const logits = new Float32Array(segments.length * vocabSize);
-    this.kernels.gemm(last, this.weights.wte, logits, null, 1, segments.length, vocabSize, dModel, false, true, 0, 0);
+    this.kernels.gemm(last, this.weights.wteT, logits, null, 1, segments.length, vocabSize, dModel, false, false, 0, 0);
     return logits;
   }
 }
@@ -290,4 +293,11 @@ function layerNormRows(x: Float32Array, out: Float32Array, rows: number, width: 
 
 function addInPlace(x: Float32Array, y: Float32Array): void {
   for (let i = 0; i < x.length; i++) x[i] += y[i];
+}
+
+/** x [rows, cols] transposed to [cols, rows]. */
+function transposed(x: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(x.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = x[r * cols + c];
+  return out;
 }
