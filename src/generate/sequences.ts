@@ -61,7 +61,9 @@ class NativeSequences implements SequenceDecoder {
     return seqs.map((_, i) => logits.subarray(i * vocab, (i + 1) * vocab));
   }
 
-  dispose(): void {}
+  dispose(): void {
+    this.decoder.release();
+  }
 }
 
 /** Logits of the last position after feeding `ids` (the new tokens, when a cache is given). */

@@ -55,6 +55,14 @@ interface DecoderWeights {
 
 const weightsByModel = new WeakMap<GPT, DecoderWeights>();
 
+/**
+ * Cache arrays ([maxSeqLen * dModel], one per layer, keys or values, and sequence) that finished decoders
+ * gave back, per model: at most as many as were in use at once. Fresh megabytes per answer cost more
+ * than a short prompt's prefill (allocation, first-touch page faults, and the garbage collections V8
+ * starts as external memory grows). Stale contents are harmless: a position is written before it is read.
+ */
+const spareCacheArrays = new WeakMap<GPT, Float32Array[]>();
+
 /** The model's weights as arrays, read once per model (and again after its variables were reassigned). */
 function decoderWeights(model: GPT): DecoderWeights {
   const params = model.parameters();
@@ -101,12 +109,14 @@ export class NativeDecoder {
   readonly config: ModelConfig;
   private readonly weights: DecoderWeights;
   private readonly headDim: number;
-  /** Per layer: keys and values [slots, nHeads, maxSeqLen, headDim], so a head's cache is one strided matrix. */
-  private readonly keys: Float32Array[];
-  private readonly values: Float32Array[];
+  /** Per layer and slot: keys and values [nHeads, maxSeqLen, headDim], so a head's cache is one strided matrix. */
+  private readonly keys: Float32Array[][];
+  private readonly values: Float32Array[][];
+  private readonly spare: Float32Array[];
   /** Positions each slot holds. */
   private readonly lengths: Int32Array;
 
+  /** A decoder for `slots` sequences; release() it when done, so the next one reuses its cache arrays. */
   constructor(
     model: GPT,
     private readonly kernels: NativeKernels,
@@ -117,10 +127,17 @@ export class NativeDecoder {
     this.weights = decoderWeights(model);
     const { nLayers, nHeads, dModel, maxSeqLen } = this.config;
     this.headDim = dModel / nHeads;
-    const cacheSize = slots * maxSeqLen * dModel;
-    this.keys = Array.from({ length: nLayers }, () => new Float32Array(cacheSize));
-    this.values = Array.from({ length: nLayers }, () => new Float32Array(cacheSize));
+    if (!spareCacheArrays.has(model)) spareCacheArrays.set(model, []);
+    this.spare = spareCacheArrays.get(model)!;
+    const cacheArray = (): Float32Array => this.spare.pop() ?? new Float32Array(maxSeqLen * dModel);
+    this.keys = Array.from({ length: nLayers }, () => Array.from({ length: slots }, cacheArray));
+    this.values = Array.from({ length: nLayers }, () => Array.from({ length: slots }, cacheArray));
     this.lengths = new Int32Array(slots);
+  }
+
+  /** Give the cache arrays back for the model's next decoder; this one must not be used after. */
+  release(): void {
+    for (const layer of [...this.keys, ...this.values]) this.spare.push(...layer.splice(0));
   }
 
   /** Positions slot `slot` holds (its next token's position). */
@@ -130,14 +147,10 @@ export class NativeDecoder {
 
   /** Slot `to` continues from what slot `from` holds (samples that share one prompt). */
   copySlot(from: number, to: number): void {
-    const { maxSeqLen, dModel } = this.config;
     const used = this.lengths[from] * this.headDim;
-    const headStride = maxSeqLen * this.headDim;
-    for (const cache of [...this.keys, ...this.values]) {
-      for (let h = 0; h < this.config.nHeads; h++) {
-        const src = from * maxSeqLen * dModel + h * headStride;
-        cache.copyWithin(to * maxSeqLen * dModel + h * headStride, src, src + used);
-      }
+    const headStride = this.config.maxSeqLen * this.headDim;
+    for (const layer of [...this.keys, ...this.values]) {
+      for (let h = 0; h < this.config.nHeads; h++) layer[to].set(layer[from].subarray(h * headStride, h * headStride + used), h * headStride);
     }
     this.lengths[to] = this.lengths[from];
   }
@@ -230,9 +243,8 @@ export class NativeDecoder {
     const hd = this.headDim;
     const T = s.count;
     const L = s.past + T;
-    const slotBase = s.slot * maxSeqLen * dModel;
-    const keys = this.keys[layer].subarray(slotBase, slotBase + maxSeqLen * dModel);
-    const values = this.values[layer].subarray(slotBase, slotBase + maxSeqLen * dModel);
+    const keys = this.keys[layer][s.slot];
+    const values = this.values[layer][s.slot];
     // q [nHeads, T, hd], scaled here so the scores need no pass of their own.
     const q = new Float32Array(nHeads * T * hd);
     const scale = 1 / Math.sqrt(hd);

@@ -85,6 +85,17 @@ describe('NativeDecoder', { skip: kernelsLoaded ? false : 'the native kernels ar
     }
   });
 
+  it('reuses a released decoder\'s cache arrays without their old contents mattering', () => {
+    const first = new NativeDecoder(model, kernels, 2);
+    first.forward([{ slot: 0, ids: [7, 7, 7, 7, 7, 7, 7, 7, 7, 7] }, { slot: 1, ids: [3, 3, 3, 3, 3, 3] }]);
+    first.release();
+    const second = new NativeDecoder(model, kernels, 2);
+    const logits = second.forward([{ slot: 1, ids: [4, 5] }, { slot: 0, ids: [6] }]);
+    assert.ok(maxAbsDiff(logits.subarray(0, config.vocabSize), referenceLogits(model, [4, 5])) < tolerance);
+    assert.ok(maxAbsDiff(logits.subarray(config.vocabSize), referenceLogits(model, [6])) < tolerance);
+    second.release();
+  });
+
   it('reads the weights again after the model\'s variables were reassigned', () => {
     const copy = new GPT(config, { seed: 5 });
     const before = new NativeDecoder(copy, kernels, 1).forward([{ slot: 0, ids: [1, 2] }]);
