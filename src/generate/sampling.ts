@@ -194,8 +194,10 @@ export function nextToken(
   rng: Rng,
   banned: readonly number[] = [],
 ): number {
-  const penalised = banTokens(applyRepetitionPenalty(logits, history, opts.repetitionPenalty), banned);
-  let filtered = banTokens(penalised, repeatedNgramTokens(history, opts.noRepeatNgram));
+  // Filters that are off are skipped rather than run as copies: a step's cost is a few vocabulary-sized passes.
+  const penalised = banTokens(opts.repetitionPenalty === 1 ? logits : applyRepetitionPenalty(logits, history, opts.repetitionPenalty), banned);
+  const repeated = repeatedNgramTokens(history, opts.noRepeatNgram);
+  let filtered = repeated.size > 0 ? banTokens(penalised, repeated) : penalised;
   if (filtered.every((x) => x === -Infinity)) filtered = penalised;
   if (opts.temperature === 0) return argmax(filtered);
   const candidates = topPFilter(topKFilter(applyTemperature(filtered, opts.temperature), opts.topK), opts.topP);

@@ -9,7 +9,7 @@
  * wasm/cpu backends its time went to tfjs's per-op dispatch and tensor bookkeeping (~15 ops per block,
  * each allocating), not to arithmetic. Here the weights are read once per model, the keys and values
  * live in preallocated arrays, and a step is a dozen native calls per block (matrix products through
- * the system BLAS's sgemm, softmax, erf) plus short JavaScript loops over dModel-sized rows
+ * the system BLAS's sgemv or sgemm, softmax, erf) plus short JavaScript loops over dModel-sized rows
  * (LayerNorm, residuals, copies in and out of the cache).
  *
  * Several sequences ("slots") share one decoder: a forward takes any mix of them, each with its own
@@ -30,6 +30,12 @@ const layerNormEps = 1e-5;
 const maskedScore = -1e9;
 /** unaryOps' index of Erf in native/gptmed_native.cc. */
 const erfOp = 6;
+/**
+ * Up to this many rows a product runs as one matrix-vector product per row (the addon's gemv), above
+ * it as one sgemm: sgemm packs the whole weight matrix first, so for the LM head one row took ~270 us
+ * as sgemm and ~70 us as sgemv, and the two broke even at about 4 rows.
+ */
+const gemvRowsMax = 3;
 
 type Pair = [Float32Array, Float32Array];
 
@@ -46,8 +52,6 @@ interface DecoderWeights {
   /** The variables' data ids when read: a model whose variables were reassigned is read again. */
   source: readonly object[];
   wte: Float32Array;
-  /** wte transposed, [dModel, vocabSize]: the LM head as x @ wteT (OpenBLAS's plain product is ~30% faster than x @ wte^T). */
-  wteT: Float32Array;
   wpe: Float32Array;
   blocks: BlockWeights[];
   lnF: Pair;
@@ -74,7 +78,6 @@ function decoderWeights(model: GPT): DecoderWeights {
   const weights: DecoderWeights = {
     source,
     wte: byName.get('wte')!,
-    wteT: transposed(byName.get('wte')!, model.config.vocabSize, model.config.dModel),
     wpe: byName.get('wpe')!,
     blocks: Array.from({ length: model.config.nLayers }, (_, i) => ({
       ln1: pair(`h.${i}.ln1`, 'gamma', 'beta'),
@@ -223,7 +226,9 @@ export class NativeDecoder {
   private linear(x: Float32Array, [weight, bias]: Pair, out: Float32Array, rows: number): void {
     const nOut = bias.length;
     const nIn = weight.length / nOut;
-    this.kernels.gemm(x, weight, out, bias, 1, rows, nOut, nIn, false, false, 0, 0);
+    const gemv = this.kernels.gemv;
+    if (!gemv || rows > gemvRowsMax) return this.kernels.gemm(x, weight, out, bias, 1, rows, nOut, nIn, false, false, 0, 0);
+    for (let r = 0; r < rows; r++) gemv(weight, x.subarray(r * nIn, (r + 1) * nIn), out.subarray(r * nOut, (r + 1) * nOut), bias, nIn, nOut, true);
   }
 
   /** x = x * 0.5 * (1 + erf(x / sqrt 2)) in place: GELU with the exact erf, as gpt.ts's gelu. */
@@ -283,8 +288,15 @@ export class NativeDecoder {
     const last = new Float32Array(segments.length * dModel);
     segments.forEach((s, i) => last.set(x.subarray((s.row + s.count - 1) * dModel, (s.row + s.count) * dModel), i * dModel));
     layerNormRows(last, last, segments.length, dModel, this.weights.lnF);
-    const logits = new Float32Array(segments.length * vocabSize);
-    this.kernels.gemm(last, this.weights.wteT, logits, null, 1, segments.length, vocabSize, dModel, false, false, 0, 0);
+    const rows = segments.length;
+    const logits = new Float32Array(rows * vocabSize);
+    const { wte } = this.weights;
+    const gemv = this.kernels.gemv;
+    if (!gemv || rows > gemvRowsMax) {
+      this.kernels.gemm(last, wte, logits, null, 1, rows, vocabSize, dModel, false, true, 0, 0);
+    } else {
+      for (let r = 0; r < rows; r++) gemv(wte, last.subarray(r * dModel, (r + 1) * dModel), logits.subarray(r * vocabSize, (r + 1) * vocabSize), null, vocabSize, dModel, false);
+    }
     return logits;
   }
 }
@@ -305,11 +317,4 @@ function layerNormRows(x: Float32Array, out: Float32Array, rows: number, width: 
 
 function addInPlace(x: Float32Array, y: Float32Array): void {
   for (let i = 0; i < x.length; i++) x[i] += y[i];
-}
-
-/** x [rows, cols] transposed to [cols, rows]. */
-function transposed(x: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(x.length);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = x[r * cols + c];
-  return out;
 }

@@ -85,6 +85,12 @@ describe('NativeDecoder', { skip: kernelsLoaded ? false : 'the native kernels ar
     }
   });
 
+  it('runs its products through gemm alike with an addon built before gemv', () => {
+    const withoutGemv = Object.create(kernels, { gemv: { value: undefined } }) as NativeKernels;
+    const logits = new NativeDecoder(model, withoutGemv, 1).forward([{ slot: 0, ids: [2, 4, 6] }]);
+    assert.ok(maxAbsDiff(logits, referenceLogits(model, [2, 4, 6])) < tolerance);
+  });
+
   it('reuses a released decoder\'s cache arrays without their old contents mattering', () => {
     const first = new NativeDecoder(model, kernels, 2);
     first.forward([{ slot: 0, ids: [7, 7, 7, 7, 7, 7, 7, 7, 7, 7] }, { slot: 1, ids: [3, 3, 3, 3, 3, 3] }]);
