@@ -11,7 +11,7 @@
  *   tfjs     GPT.forward with its KVCache (what other backends use, and what decoding used before)
  *   torch    with --vs-torch (run with /usr/bin/python3; needs python3-torch and libopenblas0-pthread)
  * Then batched decoding: --batches sequences continuing one prompt, decoded together (decodeTokenBatch,
- * as --num-samples), in tokens/s over all of them. With --vs-torch the last line is
+ * as --num-samples), and as many separate requests at once (as a server's), in tokens/s over all of them. With --vs-torch the last line is
  * `generate vs PyTorch: tiny <ratio>x small <ratio>x` (median over repeats of native / torch decode tokens/s).
  *   scripts/bench-generate [--sizes tiny small] [--new-tokens 200] [--prompt-tokens 32] [--repeats 3]
  *                          [--batches 1 4 8] [--device auto] [--vs-torch] [--uncached]
@@ -132,15 +132,33 @@ async function benchSize(size: ModelSize): Promise<number | null> {
   return vsTorch;
 }
 
-/** Tokens/s over all sequences when --batches of them continue one prompt together. */
+/** Decode `n` separate requests at once (as a server's concurrent requests): tokens/s over all of them. */
+async function concurrentTokensPerSecond(model: GPT, prompt: number[], n: number): Promise<number> {
+  const t0 = performance.now();
+  const runs = Array.from({ length: n }, (_, i) => decodeTokenBatch(model, prompt, { ...greedy, maxNewTokens: args.newTokens }, [seedrandom(`c${i}`)], special));
+  const tokens = (await Promise.all(runs)).reduce((sum, [r]) => sum + r!.generatedTokens, 0);
+  return tokens / ((performance.now() - t0) / 1000);
+}
+
+/**
+ * Tokens/s over all sequences when --batches of them continue one prompt together (--num-samples), and
+ * when as many separate requests run at once (a server's; their prompts included).
+ */
 async function benchBatches(model: GPT, prompt: number[]): Promise<void> {
-  const line: string[] = [];
+  const samples: string[] = [];
+  const requests: string[] = [];
+  const runs = Math.max(1, args.repeats - 1);
   for (const n of args.batches.map(Number)) {
-    let tokensPerS = 0;
-    for (let r = 0; r < Math.max(1, args.repeats - 1); r++) tokensPerS = Math.max(tokensPerS, (await timeDecoding(model, prompt, {}, args.newTokens, n)).tokensPerS);
-    line.push(`${n}: ${tokensPerS.toFixed(0)}`);
+    let together = 0;
+    let concurrent = 0;
+    for (let r = 0; r < runs; r++) {
+      together = Math.max(together, (await timeDecoding(model, prompt, {}, args.newTokens, n)).tokensPerS);
+      concurrent = Math.max(concurrent, await concurrentTokensPerSecond(model, prompt, n));
+    }
+    samples.push(`${n}: ${together.toFixed(0)}`);
+    requests.push(`${n}: ${concurrent.toFixed(0)}`);
   }
-  console.log(`  batched (sequences: tokens/s over all, best of ${Math.max(1, args.repeats - 1)}): ${line.join(', ')}`);
+  console.log(`  batched, tokens/s over all sequences (best of ${runs}): samples of one prompt ${samples.join(', ')}; concurrent requests ${requests.join(', ')}`);
 }
 
 if (args.vsTorch && !fs.existsSync(args.torchReference)) throw new Error(`--vs-torch: ${args.torchReference} not found; give --torch-reference PATH`);

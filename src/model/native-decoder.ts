@@ -12,9 +12,9 @@
  * the system BLAS's sgemv or sgemm, softmax, erf) plus short JavaScript loops over dModel-sized rows
  * (LayerNorm, residuals, copies in and out of the cache).
  *
- * Several sequences ("slots") share one decoder: a forward takes any mix of them, each with its own
- * new tokens and its own cached length, so the linear layers (the bulk of the work) run once over
- * every new token of every sequence, while attention runs per sequence over its own cache.
+ * Several sequences ("slots") share one decoder, one per model: a forward takes any mix of them, each
+ * with its own new tokens and its own cached length, so the linear layers (the bulk of the work) run
+ * once over every new token of every sequence, while attention runs per sequence over its own cache.
  *
  * Only for models without unmerged LoRA adapters (loaded checkpoints have them merged); the weights
  * are those of the model's variables when first read (a model whose variables are later replaced is
@@ -58,14 +58,7 @@ interface DecoderWeights {
 }
 
 const weightsByModel = new WeakMap<GPT, DecoderWeights>();
-
-/**
- * Cache arrays ([maxSeqLen * dModel], one per layer, keys or values, and sequence) that finished decoders
- * gave back, per model: at most as many as were in use at once. Fresh megabytes per answer cost more
- * than a short prompt's prefill (allocation, first-touch page faults, and the garbage collections V8
- * starts as external memory grows). Stale contents are harmless: a position is written before it is read.
- */
-const spareCacheArrays = new WeakMap<GPT, Float32Array[]>();
+const decoderByModel = new WeakMap<GPT, NativeDecoder>();
 
 /** The model's weights as arrays, read once per model (and again after its variables were reassigned). */
 function decoderWeights(model: GPT): DecoderWeights {
@@ -108,54 +101,99 @@ interface Segment {
   past: number;
 }
 
+/** One sequence's cache: per layer, keys and values [nHeads, maxSeqLen, headDim], so a head's cache is one strided matrix. */
+interface SlotCache {
+  keys: Float32Array[];
+  values: Float32Array[];
+  /** Positions held (the next token's position). */
+  length: number;
+}
+
+/**
+ * The model's decoder, one per model and shared by every decode running on it (so that concurrent decodes
+ * can share forward passes); made again when the model's variables were reassigned.
+ */
+export function nativeDecoderFor(model: GPT, kernels: NativeKernels): NativeDecoder {
+  const current = decoderByModel.get(model);
+  if (current && current.reads(decoderWeights(model))) return current;
+  const decoder = new NativeDecoder(model, kernels);
+  decoderByModel.set(model, decoder);
+  return decoder;
+}
+
 export class NativeDecoder {
   readonly config: ModelConfig;
   private readonly weights: DecoderWeights;
   private readonly headDim: number;
-  /** Per layer and slot: keys and values [nHeads, maxSeqLen, headDim], so a head's cache is one strided matrix. */
-  private readonly keys: Float32Array[][];
-  private readonly values: Float32Array[][];
-  private readonly spare: Float32Array[];
-  /** Positions each slot holds. */
-  private readonly lengths: Int32Array;
+  private readonly slots = new Map<number, SlotCache>();
+  private nextSlot = 0;
+  /**
+   * Cache arrays of closed slots, reused by the next ones: at most as many as were open at once. Fresh
+   * megabytes per answer cost more than a short prompt's prefill (allocation, first-touch page faults,
+   * the garbage collections V8 starts as external memory grows). Stale contents are harmless: a
+   * position is written before it is read.
+   */
+  private readonly spare: Float32Array[] = [];
+  /** Forward passes run so far (tests and benchmarks of batching read it). */
+  forwardPasses = 0;
 
-  /** A decoder for `slots` sequences; release() it when done, so the next one reuses its cache arrays. */
   constructor(
     model: GPT,
     private readonly kernels: NativeKernels,
-    readonly slots: number,
   ) {
     if (model.lora) throw new Error('NativeDecoder: merge the LoRA adapters first (loadCheckpoint does)');
     this.config = model.config;
     this.weights = decoderWeights(model);
-    const { nLayers, nHeads, dModel, maxSeqLen } = this.config;
-    this.headDim = dModel / nHeads;
-    if (!spareCacheArrays.has(model)) spareCacheArrays.set(model, []);
-    this.spare = spareCacheArrays.get(model)!;
-    const cacheArray = (): Float32Array => this.spare.pop() ?? new Float32Array(maxSeqLen * dModel);
-    this.keys = Array.from({ length: nLayers }, () => Array.from({ length: slots }, cacheArray));
-    this.values = Array.from({ length: nLayers }, () => Array.from({ length: slots }, cacheArray));
-    this.lengths = new Int32Array(slots);
+    this.headDim = this.config.dModel / this.config.nHeads;
   }
 
-  /** Give the cache arrays back for the model's next decoder; this one must not be used after. */
-  release(): void {
-    for (const layer of [...this.keys, ...this.values]) this.spare.push(...layer.splice(0));
+  /** Whether this decoder computes with these weights. */
+  reads(weights: DecoderWeights): boolean {
+    return weights === this.weights;
+  }
+
+  /** Slots open now (sequences being decoded). */
+  get openSlots(): number {
+    return this.slots.size;
+  }
+
+  /** A new, empty sequence; its id for forward(). closeSlot() it when done. */
+  openSlot(): number {
+    const { nLayers, maxSeqLen, dModel } = this.config;
+    const cacheArray = (): Float32Array => this.spare.pop() ?? new Float32Array(maxSeqLen * dModel);
+    const slot = this.nextSlot++;
+    this.slots.set(slot, { keys: Array.from({ length: nLayers }, cacheArray), values: Array.from({ length: nLayers }, cacheArray), length: 0 });
+    return slot;
+  }
+
+  closeSlot(slot: number): void {
+    const cache = this.cacheOf(slot);
+    this.spare.push(...cache.keys, ...cache.values);
+    this.slots.delete(slot);
   }
 
   /** Positions slot `slot` holds (its next token's position). */
   length(slot: number): number {
-    return this.lengths[slot];
+    return this.cacheOf(slot).length;
   }
 
   /** Slot `to` continues from what slot `from` holds (samples that share one prompt). */
   copySlot(from: number, to: number): void {
-    const used = this.lengths[from] * this.headDim;
+    const source = this.cacheOf(from);
+    const target = this.cacheOf(to);
+    const used = source.length * this.headDim;
     const headStride = this.config.maxSeqLen * this.headDim;
-    for (const layer of [...this.keys, ...this.values]) {
-      for (let h = 0; h < this.config.nHeads; h++) layer[to].set(layer[from].subarray(h * headStride, h * headStride + used), h * headStride);
+    const pairs = [...source.keys.map((k, i) => [k, target.keys[i]]), ...source.values.map((v, i) => [v, target.values[i]])];
+    for (const [src, dst] of pairs) {
+      for (let h = 0; h < this.config.nHeads; h++) dst.set(src.subarray(h * headStride, h * headStride + used), h * headStride);
     }
-    this.lengths[to] = this.lengths[from];
+    target.length = source.length;
+  }
+
+  private cacheOf(slot: number): SlotCache {
+    const cache = this.slots.get(slot);
+    if (!cache) throw new Error(`NativeDecoder: slot ${slot} is not open`);
+    return cache;
   }
 
   /**
@@ -184,7 +222,8 @@ export class NativeDecoder {
       this.linear(hidden, block.mlpProj, projected, rows);
       addInPlace(x, projected);
     });
-    for (const s of segments) this.lengths[s.slot] = s.past + s.count;
+    for (const s of segments) this.cacheOf(s.slot).length = s.past + s.count;
+    this.forwardPasses++;
     return this.lastLogits(x, segments);
   }
 
@@ -192,9 +231,8 @@ export class NativeDecoder {
     const { maxSeqLen } = this.config;
     let row = 0;
     return inputs.map(({ slot, ids }) => {
-      if (!(slot >= 0 && slot < this.slots)) throw new Error(`NativeDecoder: slot ${slot} outside 0..${this.slots - 1}`);
       if (ids.length === 0) throw new Error(`NativeDecoder: no tokens for slot ${slot}`);
-      const past = this.lengths[slot];
+      const past = this.cacheOf(slot).length;
       if (past + ids.length > maxSeqLen) {
         throw new UserError(`sequence of ${past + ids.length} positions is longer than the model's context (maxSeqLen ${maxSeqLen})`);
       }
@@ -248,8 +286,9 @@ export class NativeDecoder {
     const hd = this.headDim;
     const T = s.count;
     const L = s.past + T;
-    const keys = this.keys[layer][s.slot];
-    const values = this.values[layer][s.slot];
+    const cache = this.cacheOf(s.slot);
+    const keys = cache.keys[layer];
+    const values = cache.values[layer];
     // q [nHeads, T, hd], scaled here so the scores need no pass of their own.
     const q = new Float32Array(nHeads * T * hd);
     const scale = 1 / Math.sqrt(hd);

@@ -11,7 +11,7 @@ import { loadNativeKernels } from '../../src/backend/native.js';
 import { decodeAnswer, encodeConversation, fitPrompt, generate, loadModel, resolveOptions, type LoadedModel } from '../../src/generate/index.js';
 import { sampleRng } from '../../src/generate/generate.js';
 import { openSequences } from '../../src/generate/sequences.js';
-import { NativeDecoder } from '../../src/model/native-decoder.js';
+import { NativeDecoder, nativeDecoderFor } from '../../src/model/native-decoder.js';
 import { tempDir } from '../helpers.js';
 import { trainTinyRun, type TinyRun } from './tiny-model.js';
 
@@ -33,11 +33,15 @@ function promptOf(question: string, maxNewTokens: number): number[] {
 }
 
 test('the native forward is what decoding uses on wasm, and its logits match GPT.forward at every step', { skip }, () => {
-  assert.equal(openSequences(lm.model, 1).kind, 'native');
-  assert.equal(openSequences(lm.model, 1, { forward: 'tfjs' }).kind, 'tfjs-cache');
+  for (const [forward, kind] of [['auto', 'native'], ['tfjs', 'tfjs-cache']] as const) {
+    const sequences = openSequences(lm.model, 1, { forward });
+    assert.equal(sequences.kind, kind);
+    sequences.dispose();
+  }
   const ids = promptOf(run.pairs[0].question, 30);
-  const decoder = new NativeDecoder(lm.model, kernels!, 1);
-  let logits = decoder.forward([{ slot: 0, ids }]);
+  const decoder = new NativeDecoder(lm.model, kernels!);
+  const slot = decoder.openSlot();
+  let logits = decoder.forward([{ slot, ids }]);
   while (ids.length < lm.model.config.maxSeqLen) {
     const reference = tf.tidy(() => lm.model.forward(tf.tensor2d(ids, [1, ids.length], 'int32')).slice([0, ids.length - 1, 0], [1, 1, -1]).dataSync());
     let diff = 0;
@@ -45,7 +49,7 @@ test('the native forward is what decoding uses on wasm, and its logits match GPT
     assert.ok(diff < 1e-4, `position ${ids.length}: ${diff}`);
     const next = reference.indexOf(Math.max(...reference));
     ids.push(next);
-    if (ids.length < lm.model.config.maxSeqLen) logits = decoder.forward([{ slot: 0, ids: [next] }]);
+    if (ids.length < lm.model.config.maxSeqLen) logits = decoder.forward([{ slot, ids: [next] }]);
   }
 });
 
@@ -98,4 +102,20 @@ test('an abort ends the samples at the answer being shown, as when they were dec
   });
   assert.equal(result.answers.length, 1);
   assert.equal(result.answers[0].stop, 'aborted');
+});
+
+test('concurrent generations on one model share forward passes and answer as each alone', { skip }, async () => {
+  const questions = run.pairs.slice(0, 3).map((p) => p.question);
+  const options = { preset: 'balanced' as const, maxNewTokens: 20, seed: 5, numSamples: 2 };
+  const alone = [];
+  for (const q of questions) alone.push(await generate(lm, q, options));
+  const decoder = nativeDecoderFor(lm.model, kernels!);
+  const passesBefore = decoder.forwardPasses;
+  const together = await Promise.all(questions.map((q) => generate(lm, q, options)));
+  const passes = decoder.forwardPasses - passesBefore;
+  assert.deepEqual(together.map((r) => r.answers), alone.map((r) => r.answers));
+  const longest = Math.max(...alone.flatMap((r) => r.answers.map((a) => a.generatedTokens)));
+  // One pass per step for all three (plus the prompts), where one after another took one per step each.
+  assert.ok(passes <= longest + questions.length, `${passes} forward passes for answers of at most ${longest} tokens`);
+  assert.equal(decoder.openSlots, 0, 'every slot closed');
 });

@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/backend/index.js';
 import { loadNativeKernels, type NativeKernels } from '../../src/backend/native.js';
 import { GPT, type ModelConfig } from '../../src/model/index.js';
-import { NativeDecoder } from '../../src/model/native-decoder.js';
+import { NativeDecoder, nativeDecoderFor } from '../../src/model/native-decoder.js';
 
 const config: ModelConfig = { vocabSize: 61, dModel: 32, nLayers: 2, nHeads: 4, dFf: 80, maxSeqLen: 24, dropout: 0 };
 const tolerance = 1e-4;
@@ -49,22 +49,24 @@ describe('NativeDecoder', { skip: kernelsLoaded ? false : 'the native kernels ar
 
   it('matches GPT.forward for the prompt and for every cached step, and decodes greedily alike', () => {
     const prompt = [5, 17, 3, 42, 8, 1, 60];
-    const decoder = new NativeDecoder(model, kernels, 1);
-    let logits = decoder.forward([{ slot: 0, ids: prompt }]);
+    const decoder = new NativeDecoder(model, kernels);
+    const slot = decoder.openSlot();
+    let logits = decoder.forward([{ slot, ids: prompt }]);
     const ids = [...prompt];
     for (let step = 0; ids.length < config.maxSeqLen; step++) {
       const reference = referenceLogits(model, ids);
       assert.ok(maxAbsDiff(logits, reference) < tolerance, `step ${step}: ${maxAbsDiff(logits, reference)}`);
       assert.equal(argmax(logits), argmax(reference), `step ${step}`);
       ids.push(argmax(reference));
-      if (ids.length < config.maxSeqLen) logits = decoder.forward([{ slot: 0, ids: [ids[ids.length - 1]] }]);
+      if (ids.length < config.maxSeqLen) logits = decoder.forward([{ slot, ids: [ids[ids.length - 1]] }]);
     }
-    assert.equal(decoder.length(0), config.maxSeqLen - 1);
-    assert.throws(() => decoder.forward([{ slot: 0, ids: [1, 2] }]), /longer than the model's context/);
+    assert.equal(decoder.length(slot), config.maxSeqLen - 1);
+    assert.throws(() => decoder.forward([{ slot, ids: [1, 2] }]), /longer than the model's context/);
   });
 
   it('decodes several sequences together as each alone, from a shared prompt or not', () => {
-    const together = new NativeDecoder(model, kernels, 3);
+    const together = new NativeDecoder(model, kernels);
+    for (let i = 0; i < 3; i++) assert.equal(together.openSlot(), i);
     together.forward([{ slot: 0, ids: [1, 2, 3] }]);
     together.copySlot(0, 1);
     together.forward([{ slot: 2, ids: [9, 8] }]);
@@ -87,26 +89,35 @@ describe('NativeDecoder', { skip: kernelsLoaded ? false : 'the native kernels ar
 
   it('runs its products through gemm alike with an addon built before gemv', () => {
     const withoutGemv = Object.create(kernels, { gemv: { value: undefined } }) as NativeKernels;
-    const logits = new NativeDecoder(model, withoutGemv, 1).forward([{ slot: 0, ids: [2, 4, 6] }]);
+    const decoder = new NativeDecoder(model, withoutGemv);
+    const logits = decoder.forward([{ slot: decoder.openSlot(), ids: [2, 4, 6] }]);
     assert.ok(maxAbsDiff(logits, referenceLogits(model, [2, 4, 6])) < tolerance);
   });
 
-  it('reuses a released decoder\'s cache arrays without their old contents mattering', () => {
-    const first = new NativeDecoder(model, kernels, 2);
-    first.forward([{ slot: 0, ids: [7, 7, 7, 7, 7, 7, 7, 7, 7, 7] }, { slot: 1, ids: [3, 3, 3, 3, 3, 3] }]);
-    first.release();
-    const second = new NativeDecoder(model, kernels, 2);
-    const logits = second.forward([{ slot: 1, ids: [4, 5] }, { slot: 0, ids: [6] }]);
+  it('reuses closed slots\' cache arrays without their old contents mattering', () => {
+    const decoder = new NativeDecoder(model, kernels);
+    const [a, b] = [decoder.openSlot(), decoder.openSlot()];
+    decoder.forward([{ slot: a, ids: [7, 7, 7, 7, 7, 7, 7, 7, 7, 7] }, { slot: b, ids: [3, 3, 3, 3, 3, 3] }]);
+    decoder.closeSlot(a);
+    decoder.closeSlot(b);
+    const [c, d] = [decoder.openSlot(), decoder.openSlot()];
+    assert.equal(decoder.openSlots, 2);
+    assert.throws(() => decoder.forward([{ slot: a, ids: [1] }]), /slot 0 is not open/);
+    const logits = decoder.forward([{ slot: d, ids: [4, 5] }, { slot: c, ids: [6] }]);
     assert.ok(maxAbsDiff(logits.subarray(0, config.vocabSize), referenceLogits(model, [4, 5])) < tolerance);
     assert.ok(maxAbsDiff(logits.subarray(config.vocabSize), referenceLogits(model, [6])) < tolerance);
-    second.release();
   });
 
   it('reads the weights again after the model\'s variables were reassigned', () => {
     const copy = new GPT(config, { seed: 5 });
-    const before = new NativeDecoder(copy, kernels, 1).forward([{ slot: 0, ids: [1, 2] }]);
+    const logitsOf = (decoder: NativeDecoder): Float32Array => decoder.forward([{ slot: decoder.openSlot(), ids: [1, 2] }]);
+    const first = nativeDecoderFor(copy, kernels);
+    assert.equal(nativeDecoderFor(copy, kernels), first, 'one decoder per model');
+    const before = logitsOf(first);
     for (const p of copy.parameters()) p.variable.assign(tf.randomNormal(p.shape, 0, 0.3, 'float32', 9));
-    const after = new NativeDecoder(copy, kernels, 1).forward([{ slot: 0, ids: [1, 2] }]);
+    const second = nativeDecoderFor(copy, kernels);
+    assert.notEqual(second, first);
+    const after = logitsOf(second);
     assert.ok(maxAbsDiff(before, after) > 1e-3);
     assert.ok(maxAbsDiff(after, referenceLogits(copy, [1, 2])) < tolerance);
     copy.dispose();
