@@ -36,6 +36,8 @@ const erfOp = 6;
  * as sgemm and ~70 us as sgemv, and the two broke even at about 4 rows.
  */
 const gemvRowsMax = 3;
+/** Closed slots whose cache arrays are kept for reuse (each maxSeqLen * dModel * nLayers * 8 bytes: 1 MB tiny, 4 MB small). */
+const spareSlotsMax = 8;
 
 type Pair = [Float32Array, Float32Array];
 
@@ -128,7 +130,7 @@ export class NativeDecoder {
   private readonly slots = new Map<number, SlotCache>();
   private nextSlot = 0;
   /**
-   * Cache arrays of closed slots, reused by the next ones: at most as many as were open at once. Fresh
+   * Cache arrays of closed slots, reused by the next ones: those of at most spareSlotsMax slots. Fresh
    * megabytes per answer cost more than a short prompt's prefill (allocation, first-touch page faults,
    * the garbage collections V8 starts as external memory grows). Stale contents are harmless: a
    * position is written before it is read.
@@ -168,7 +170,7 @@ export class NativeDecoder {
 
   closeSlot(slot: number): void {
     const cache = this.cacheOf(slot);
-    this.spare.push(...cache.keys, ...cache.values);
+    if (this.spare.length < spareSlotsMax * 2 * this.config.nLayers) this.spare.push(...cache.keys, ...cache.values);
     this.slots.delete(slot);
   }
 
