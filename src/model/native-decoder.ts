@@ -50,6 +50,16 @@ interface BlockWeights {
   mlpProj: Pair;
 }
 
+/** Each block field's parameters, by their names in parameterSpecs (gpt.ts): `h.<layer>.<name>.<first|second>`. */
+const blockParameters: Record<keyof BlockWeights, [string, string, string]> = {
+  ln1: ['ln1', 'gamma', 'beta'],
+  qkv: ['attn.qkv', 'weight', 'bias'],
+  attnProj: ['attn.proj', 'weight', 'bias'],
+  ln2: ['ln2', 'gamma', 'beta'],
+  fc: ['mlp.fc', 'weight', 'bias'],
+  mlpProj: ['mlp.proj', 'weight', 'bias'],
+};
+
 interface DecoderWeights {
   /** The variables' data ids when read: a model whose variables were reassigned is read again. */
   source: readonly object[];
@@ -74,14 +84,10 @@ function decoderWeights(model: GPT): DecoderWeights {
     source,
     wte: byName.get('wte')!,
     wpe: byName.get('wpe')!,
-    blocks: Array.from({ length: model.config.nLayers }, (_, i) => ({
-      ln1: pair(`h.${i}.ln1`, 'gamma', 'beta'),
-      qkv: pair(`h.${i}.attn.qkv`, 'weight', 'bias'),
-      attnProj: pair(`h.${i}.attn.proj`, 'weight', 'bias'),
-      ln2: pair(`h.${i}.ln2`, 'gamma', 'beta'),
-      fc: pair(`h.${i}.mlp.fc`, 'weight', 'bias'),
-      mlpProj: pair(`h.${i}.mlp.proj`, 'weight', 'bias'),
-    })),
+    blocks: Array.from({ length: model.config.nLayers }, (_, i) => {
+      const entries = Object.entries(blockParameters).map(([field, [name, a, b]]) => [field, pair(`h.${i}.${name}`, a, b)]);
+      return Object.fromEntries(entries) as BlockWeights;
+    }),
     lnF: pair('lnF', 'gamma', 'beta'),
   };
   weightsByModel.set(model, weights);
