@@ -667,9 +667,42 @@ napi_value Gemv(napi_env env, napi_callback_info info) {
   return Undefined(env);
 }
 
+// erf as a rational function of x on [-4, 4] (Eigen's fast float erf; within 4e-7 of std::erf), so that
+// the loop vectorises: glibc's erff took ~15 ns an element, a third of a tiny model's prefill.
+inline float ErfRational(float x) {
+  const float c = x < -4.f ? -4.f : (x > 4.f ? 4.f : x);
+  const float x2 = c * c;
+  float p = x2 * -2.72614225801306e-10f + 2.77068142495902e-08f;
+  p = p * x2 - 2.10102402082508e-06f;
+  p = p * x2 - 5.69250639462346e-05f;
+  p = p * x2 - 7.34990630326855e-04f;
+  p = p * x2 - 2.95459980854025e-03f;
+  p = p * x2 - 1.60960333262415e-02f;
+  float q = x2 * -1.45660718464996e-05f - 2.13374055278905e-04f;
+  q = q * x2 - 1.68282697438203e-03f;
+  q = q * x2 - 7.37332916720468e-03f;
+  q = q * x2 - 1.42647390514189e-02f;
+  return c * p / q;
+}
+
+GPTMED_CLONES void GeluRange(const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; i++) y[i] = x[i] * 0.5f * (1.f + ErfRational(x[i] * 0.70710678118654752f));
+}
+
+// gelu(x, y, n): y = x · (1 + erf(x / √2)) / 2, GELU with erf as the model's (y may be x).
+napi_value Gelu(napi_env env, napi_callback_info info) {
+  Args<3> a(env, info);
+  const int64_t n = Int(env, a[2], "n");
+  const float* x = F32(env, a[0], n, "x");
+  float* y = F32(env, a[1], n, "y");
+  GeluRange(x, y, n);
+  return Undefined(env);
+}
+
 void DefineDecodingKernels(napi_env env, napi_value exports) {
   const napi_property_descriptor props[] = {
       {"gemv", nullptr, Guarded<Gemv>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"gelu", nullptr, Guarded<Gelu>, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
 }

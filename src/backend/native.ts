@@ -55,6 +55,8 @@ export interface NativeKernels {
    * matrix-vector products (src/model/native-decoder.ts). Absent from an addon built before it.
    */
   gemv?(a: Float32Array, x: Float32Array, y: Float32Array, bias: Float32Array | null, rows: number, cols: number, transposeA: boolean): void;
+  /** y = x · (1 + erf(x / √2)) / 2 element-wise (y may be x), erf within 4e-7; decoding's GELU. Absent from an addon built before it. */
+  gelu?(x: Float32Array, y: Float32Array, n: number): void;
 }
 
 /** The tfjs kernels behind the addon's op codes, in the order of native/gptmed_native.cc's enums. */

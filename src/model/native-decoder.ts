@@ -277,8 +277,9 @@ export class NativeDecoder {
     for (let r = 0; r < rows; r++) gemv(weight, x.subarray(r * nIn, (r + 1) * nIn), out.subarray(r * nOut, (r + 1) * nOut), bias, nIn, nOut, true);
   }
 
-  /** x = x * 0.5 * (1 + erf(x / sqrt 2)) in place: GELU with the exact erf, as gpt.ts's gelu. */
+  /** x = x * 0.5 * (1 + erf(x / sqrt 2)) in place: GELU with erf, as gpt.ts's gelu. */
   private gelu(x: Float32Array): void {
+    if (this.kernels.gelu) return this.kernels.gelu(x, x, x.length);
     const erf = new Float32Array(x.length);
     for (let i = 0; i < x.length; i++) erf[i] = x[i] * Math.SQRT1_2;
     this.kernels.unary(erfOp, erf, erf, erf.length);
