@@ -9,8 +9,9 @@
  * wasm/cpu backends its time went to tfjs's per-op dispatch and tensor bookkeeping (~15 ops per block,
  * each allocating), not to arithmetic. Here the weights are read once per model, the keys and values
  * live in preallocated arrays, and a step is a dozen native calls per block (matrix products through
- * the system BLAS's sgemv or sgemm, softmax, erf) plus short JavaScript loops over dModel-sized rows
- * (LayerNorm, residuals, copies in and out of the cache).
+ * the system BLAS's sgemv or sgemm, softmax, GELU) plus short JavaScript loops over dModel-sized rows
+ * (LayerNorm, residuals, copies in and out of the cache). Measured in one run (scripts/bench-generate,
+ * tiny, 2 busy cores): GPT.forward with its KVCache 422-540 tokens/s, this 1,820-6,259.
  *
  * Several sequences ("slots") share one decoder, one per model: a forward takes any mix of them, each
  * with its own new tokens and its own cached length, so the linear layers (the bulk of the work) run
@@ -20,7 +21,7 @@
  * are those of the model's variables when first read (a model whose variables are later replaced is
  * read again; one trained in place must not be decoded through here).
  */
-import type { NativeKernels } from '../backend/native.js';
+import { unaryOps, type NativeKernels } from '../backend/native.js';
 import { UserError } from '../common/errors.js';
 import type { ModelConfig } from './config.js';
 import type { GPT } from './gpt.js';
@@ -28,8 +29,8 @@ import type { GPT } from './gpt.js';
 /** As gpt.ts: LayerNorm's epsilon, and the score of a future position. */
 const layerNormEps = 1e-5;
 const maskedScore = -1e9;
-/** unaryOps' index of Erf in native/gptmed_native.cc. */
-const erfOp = 6;
+/** The addon's op code of erf (used where the addon predates its gelu). */
+const erfOp = unaryOps.indexOf('Erf');
 /**
  * Up to this many rows a product runs as one matrix-vector product per row (the addon's gemv), above
  * it as one sgemm: sgemm packs the whole weight matrix first, so for the LM head one row took ~270 us
