@@ -161,12 +161,15 @@ async function benchBatches(model: GPT, prompt: number[]): Promise<void> {
   console.log(`  batched, tokens/s over all sequences (best of ${runs}): samples of one prompt ${samples.join(', ')}; concurrent requests ${requests.join(', ')}`);
 }
 
-if (args.vsTorch && !fs.existsSync(args.torchReference)) throw new Error(`--vs-torch: ${args.torchReference} not found; give --torch-reference PATH`);
+if (args.vsTorch && !fs.existsSync(args.torchReference)) {
+  console.error(`bench-generate: --vs-torch: ${args.torchReference} not found; give --torch-reference PATH`);
+  process.exit(2);
+}
 const backend = await initBackend(args.device);
 console.log(backend.line);
 const ratios: string[] = [];
 for (const size of args.sizes as ModelSize[]) {
   const ratio = await benchSize(size);
-  if (ratio !== null) ratios.push(`${size} ${ratio.toFixed(2)}x`);
+  ratios.push(`${size} ${ratio === null ? 'n/a' : `${ratio.toFixed(2)}x`}`);
 }
 if (args.vsTorch) console.log(`generate vs PyTorch: ${ratios.join(' ')}`);
