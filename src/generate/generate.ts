@@ -102,6 +102,7 @@ class SampleOrder {
   }
 
   readonly text = (text: string, sample: number): void => {
+    if (this.stopped) return;
     if (sample === this.turn) this.onText?.(text, sample);
     else this.waitingText[sample].push(text);
   };

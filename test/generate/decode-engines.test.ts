@@ -93,15 +93,20 @@ test('--num-samples decodes the samples together: each answer as decoded alone, 
 
 test('an abort ends the samples at the answer being shown, as when they were decoded one by one', async () => {
   const controller = new AbortController();
+  const heard = new Set<number>();
   const result = await generate(lm, run.pairs[2].question, {
     preset: 'creative',
     numSamples: 3,
     maxNewTokens: 20,
     signal: controller.signal,
-    onText: () => controller.abort(),
+    onText: (_text, sample) => {
+      heard.add(sample);
+      controller.abort();
+    },
   });
   assert.equal(result.answers.length, 1);
   assert.equal(result.answers[0].stop, 'aborted');
+  assert.deepEqual([...heard], [0], 'no text of a sample after the aborted one');
 });
 
 test('concurrent generations on one model share forward passes and answer as each alone', { skip }, async () => {
