@@ -1,6 +1,6 @@
 /**
  * Generation speed, measured in one run: GPTs of the presets' shapes (random weights: speed does not
- * depend on them) decode greedily through the library's token loop (decodeTokens), a prompt of
+ * depend on them) decode greedily through the library's token loop (decodeTokenBatch), a prompt of
  * --prompt-tokens then --new-tokens one at a time with the KV cache, as PyTorch's reference does
  * (../shared/bench/torch_generate_reference.py: prefill, then one forward and an argmax per token).
  * Prefill is the time to the first token (median of 5 prompt-only runs per measurement); decoding, the
