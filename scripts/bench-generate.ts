@@ -11,8 +11,9 @@
  *   tfjs     GPT.forward with its KVCache (what other backends use, and what decoding used before)
  *   torch    with --vs-torch (run with /usr/bin/python3; needs python3-torch and libopenblas0-pthread)
  * Then batched decoding: --batches sequences continuing one prompt, decoded together (decodeTokenBatch,
- * as --num-samples), and as many separate requests at once (as a server's), in tokens/s over all of them. With --vs-torch the last line is
- * `generate vs PyTorch: tiny <ratio>x small <ratio>x` (median over repeats of native / torch decode tokens/s).
+ * as --num-samples), and as many separate requests at once (as a server's), in tokens/s over all of
+ * them. With --vs-torch the last line is `generate vs PyTorch: tiny <ratio>x small <ratio>x` (median
+ * over repeats of native / torch decode tokens/s).
  *   scripts/bench-generate [--sizes tiny small] [--new-tokens 200] [--prompt-tokens 32] [--repeats 3]
  *                          [--batches 1 4 8] [--device auto] [--vs-torch] [--uncached]
  */
