@@ -64,6 +64,13 @@ describe('NativeDecoder', { skip: kernelsLoaded ? false : 'the native kernels ar
     assert.throws(() => decoder.forward([{ slot, ids: [1, 2] }]), /longer than the model's context/);
   });
 
+  it('feeds a prompt longer than one chunk of rows (products in pieces) alike', () => {
+    const prompt = Array.from({ length: 21 }, (_, i) => (i * 7) % config.vocabSize);
+    const decoder = new NativeDecoder(model, kernels);
+    const logits = decoder.forward([{ slot: decoder.openSlot(), ids: prompt }]);
+    assert.ok(maxAbsDiff(logits, referenceLogits(model, prompt)) < tolerance);
+  });
+
   it('decodes several sequences together as each alone, from a shared prompt or not', () => {
     const together = new NativeDecoder(model, kernels);
     for (let i = 0; i < 3; i++) assert.equal(together.openSlot(), i);
