@@ -49,6 +49,14 @@ export interface NativeKernels {
   reduceInner(op: number, x: Float32Array, out: Float32Array, rows: number, cols: number): void;
   /** out[c] = op(x[0..rows), c]); op indexes reduceOps. */
   reduceOuter(op: number, x: Float32Array, out: Float32Array, rows: number, cols: number): void;
+  /**
+   * y = op(a) · x (+ bias) for a row-major a [rows, cols], op = transpose where asked (x then has rows
+   * elements and y cols; else x cols and y rows), on the calling thread: KV-cached decoding's
+   * matrix-vector products (src/model/native-decoder.ts). Absent from an addon built before it.
+   */
+  gemv?(a: Float32Array, x: Float32Array, y: Float32Array, bias: Float32Array | null, rows: number, cols: number, transposeA: boolean): void;
+  /** y = x · (1 + erf(x / √2)) / 2 element-wise (y may be x), erf within 4e-7; decoding's GELU. Absent from an addon built before it. */
+  gelu?(x: Float32Array, y: Float32Array, n: number): void;
 }
 
 /** The tfjs kernels behind the addon's op codes, in the order of native/gptmed_native.cc's enums. */
