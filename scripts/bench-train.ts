@@ -69,7 +69,7 @@ async function measureHere(config: BenchConfig): Promise<Measurement> {
   const backend = await initBackend(args.device);
   const modelConfig: ModelConfig = { ...loadPreset(config.size), vocabSize: args.vocabSize, dropout: args.dropout };
   const microBatches = args.microBatches === 'auto' ? 'auto' : Number(args.microBatches);
-  const speed = measureTrainingSpeed(
+  const speed = await measureTrainingSpeed(
     { modelConfig, batchSize: config.batch, seqLen: config.seq, steps: args.steps, warmup: args.warmup, microBatches, seed: `bench-train:${config.name}`, matMulShare: true },
     backend,
   );

@@ -39,7 +39,8 @@ export function maskBits(k0: number, k1: number, i: number): number {
 }
 
 export function dropoutAttrs(rate: number): DropoutAttrs {
-  return { threshold: Math.min(0xffffffff, Math.floor(rate * 2 ** 32)), scale: 1 / (1 - rate) };
+  // The scale as float32, so every backend multiplies by the same number (a GPU cannot hold the double).
+  return { threshold: Math.min(0xffffffff, Math.floor(rate * 2 ** 32)), scale: Math.fround(1 / (1 - rate)) };
 }
 
 /** FNV-1a over a string's UTF-16 code units, from a given offset basis. */

@@ -3,19 +3,22 @@
  * (@tensorflow/tfjs-node-gpu, @tensorflow/tfjs-node) are optional peer
  * dependencies: their install downloads libtensorflow, so they are loaded only
  * when the user installed them. Without them, training runs on the wasm
- * backend, which ships with the package.
+ * backend, which ships with the package. The webgpu backend (Dawn, optional
+ * dependencies) runs on any GPU with a Vulkan, Metal or D3D12 driver: see
+ * webgpu.ts.
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { UserError } from '../common/errors.js';
 import { registerFastKernels } from './fast-kernels.js';
 import { registerMissingWasmKernels } from './missing-kernels.js';
+import { adapterLabel, allowFallbackSwitch, fallbackAllowed, probeWebGpu, type WebGpuAdapter } from './webgpu.js';
 
-export const devices = ['auto', 'gpu', 'cpu', 'wasm'] as const;
+export const devices = ['auto', 'gpu', 'webgpu', 'cpu', 'wasm'] as const;
 export type Device = (typeof devices)[number];
 
 export interface BackendInfo {
-  /** tfjs backend name: 'tensorflow' (tfjs-node[-gpu]), 'wasm' or 'cpu'. */
+  /** tfjs backend name: 'tensorflow' (tfjs-node[-gpu]), 'webgpu', 'wasm' or 'cpu'. */
   backend: string;
   /** What runs the work, for people: e.g. 'tfjs-node-gpu (GPU)', 'wasm'. */
   label: string;
@@ -75,6 +78,8 @@ async function activate(backend: string, label: string, why: string): Promise<Ba
   if (!(await setBackendQuietAborts(backend))) throw new UserError(`the ${label} backend failed to start; try --device wasm`);
   await tf.ready();
   if (backend === 'wasm') registerMissingWasmKernels();
+  // Loaded only here: it imports tfjs-backend-webgpu, an optional dependency.
+  if (backend === 'webgpu') (await import('./webgpu-kernels.js')).registerWebGpuKernels();
   // Faster kernels for the chosen backend (issue 6) are registered here, and only here.
   const fast = await registerFastKernels(backend);
   const speed = fast.enabled ? ' with native BLAS kernels' : fast.notice ? `; ${fast.notice}` : '';
@@ -83,14 +88,24 @@ async function activate(backend: string, label: string, why: string): Promise<Ba
 
 const installHint = `see MANUAL.md "backends" to install it`;
 
+export interface BackendOptions {
+  /**
+   * Training speed (tokens/s) of the run's model on the tfjs backend now set. Given, --device auto compares
+   * webgpu with the CPU path where a hardware adapter is there; without it auto keeps the CPU path.
+   */
+  measure?: (backend: string) => Promise<number>;
+}
+
 /**
  * Start the backend for `device`:
- *   auto: tfjs-node-gpu if installed and it sees a GPU > tfjs-node if installed > wasm
- *   gpu:  tfjs-node-gpu with a visible GPU, else an error
- *   cpu:  tfjs-node if installed, else tfjs's pure-JavaScript cpu backend (slow)
- *   wasm: the WebAssembly backend (offline, bundled)
+ *   auto:   tfjs-node-gpu if installed and it sees a GPU > webgpu on a hardware adapter where `measure` shows
+ *           it faster than the CPU path > the CPU path: tfjs-node if installed, else wasm
+ *   gpu:    tfjs-node-gpu with a visible GPU, else an error
+ *   webgpu: a hardware WebGPU adapter (a fallback one only with GPTMED_WEBGPU_ALLOW_FALLBACK=1), else an error
+ *   cpu:    tfjs-node if installed, else tfjs's pure-JavaScript cpu backend (slow)
+ *   wasm:   the WebAssembly backend (offline, bundled)
  */
-export async function initBackend(device: Device = 'auto'): Promise<BackendInfo> {
+export async function initBackend(device: Device = 'auto', opts: BackendOptions = {}): Promise<BackendInfo> {
   switch (device) {
     case 'gpu': {
       const gpu = await loadNative(gpuPackage);
@@ -98,6 +113,8 @@ export async function initBackend(device: Device = 'auto'): Promise<BackendInfo>
       if (!nativeUsesGpu()) throw new UserError(`--device gpu: ${gpuPackage} sees no GPU (it needs CUDA 11.2 and cuDNN 8.1); use --device auto`);
       return activate('tensorflow', 'tfjs-node-gpu (GPU)', 'requested with --device gpu');
     }
+    case 'webgpu':
+      return activateWebGpu(await requestedAdapter(), 'requested with --device webgpu');
     case 'cpu': {
       const cpu = await loadNative(cpuPackage);
       if (cpu.ok) return activate('tensorflow', 'tfjs-node (CPU)', 'requested with --device cpu');
@@ -108,10 +125,80 @@ export async function initBackend(device: Device = 'auto'): Promise<BackendInfo>
     case 'auto': {
       const gpu = await loadNative(gpuPackage);
       if (gpu.ok && nativeUsesGpu()) return activate('tensorflow', 'tfjs-node-gpu (GPU)', `auto: ${gpuPackage} sees a GPU`);
-      if (gpu.ok) return activate('tensorflow', 'tfjs-node-gpu (CPU)', `auto: ${gpuPackage} sees no GPU, running on its CPU kernels`);
-      const cpu = await loadNative(cpuPackage);
-      if (cpu.ok) return activate('tensorflow', 'tfjs-node (CPU)', `auto: ${gpu.why}; ${cpuPackage} found`);
-      return activate('wasm', 'wasm', `auto: ${gpu.why}; ${cpu.why}; ${installHint} for a faster native backend`);
+      const cpu = await cpuPath(gpu);
+      return autoWebGpuOrCpu(cpu, opts.measure);
     }
+  }
+}
+
+/** A backend to activate: what runs, and why. */
+export interface Choice {
+  backend: string;
+  label: string;
+  why: string;
+}
+
+/** What --device auto runs on without a GPU: tfjs-node-gpu's CPU kernels, tfjs-node, or wasm. */
+async function cpuPath(gpu: NativeLoad): Promise<Choice> {
+  if (gpu.ok) return { backend: 'tensorflow', label: 'tfjs-node-gpu (CPU)', why: `auto: ${gpuPackage} sees no GPU, running on its CPU kernels` };
+  const cpu = await loadNative(cpuPackage);
+  if (cpu.ok) return { backend: 'tensorflow', label: 'tfjs-node (CPU)', why: `auto: ${gpu.why}; ${cpuPackage} found` };
+  return { backend: 'wasm', label: 'wasm', why: `auto: ${gpu.why}; ${cpu.why}; ${installHint} for a faster native backend` };
+}
+
+/** The adapter --device webgpu runs on, or a one-line error saying why there is none. */
+async function requestedAdapter(): Promise<WebGpuAdapter> {
+  const cpuHint = '--device auto uses the CPU path';
+  const probe = await probeWebGpu();
+  if (!probe.ok) throw new UserError(`--device webgpu: ${probe.why}; ${cpuHint}`);
+  if (probe.adapter.fallback && !fallbackAllowed()) {
+    throw new UserError(
+      `--device webgpu: only a fallback adapter, ${adapterLabel(probe.adapter)}, was found: no GPU; ${cpuHint} ` +
+        `(${allowFallbackSwitch}=1 runs on it anyway, for correctness checks only)`,
+    );
+  }
+  return probe.adapter;
+}
+
+function activateWebGpu(adapter: WebGpuAdapter, why: string): Promise<BackendInfo> {
+  return activate('webgpu', `webgpu on ${adapterLabel(adapter)}`, why);
+}
+
+const rate = (tokensPerSec: number): string => `${Math.round(tokensPerSec).toLocaleString('en-US')} tokens/s`;
+
+/**
+ * --device auto past tfjs-node-gpu: webgpu where a hardware adapter is there and a short measurement of the
+ * run's model (`measure`) finds it faster than the CPU path; else the CPU path, saying why not webgpu.
+ */
+async function autoWebGpuOrCpu(cpu: Choice, measure: BackendOptions['measure']): Promise<BackendInfo> {
+  const probe = await probeWebGpu();
+  const useCpu = (webgpuWhy: string): Promise<BackendInfo> => activate(cpu.backend, cpu.label, `${cpu.why}; webgpu: ${webgpuWhy}`);
+  if (!probe.ok) return useCpu(probe.why);
+  const label = adapterLabel(probe.adapter);
+  if (probe.adapter.fallback) return useCpu(`only a fallback adapter, ${label}`);
+  if (!measure) return useCpu(`${label} found but not measured for this command (--device webgpu uses it)`);
+  return fasterOfWebGpuAndCpu(cpu, probe.adapter, measure);
+}
+
+/**
+ * Measure the run's model on the CPU path and on webgpu, and start the faster; the line gives both figures.
+ * Exported for the tests (CI has no hardware adapter to reach it through auto).
+ */
+export async function fasterOfWebGpuAndCpu(cpu: Choice, adapter: WebGpuAdapter, measure: (backend: string) => Promise<number>): Promise<BackendInfo> {
+  await activate(cpu.backend, cpu.label, cpu.why);
+  const cpuSpeed = await measureOrZero(measure, cpu.backend);
+  await activateWebGpu(adapter, 'measuring');
+  const gpuSpeed = await measureOrZero(measure, 'webgpu');
+  const figures = `measured ${rate(gpuSpeed)} on webgpu vs ${rate(cpuSpeed)} on ${cpu.label} for this model`;
+  if (gpuSpeed > cpuSpeed) return activateWebGpu(adapter, `auto: a hardware adapter, ${figures}`);
+  return activate(cpu.backend, cpu.label, `${cpu.why}; webgpu: ${adapterLabel(adapter)} is slower for this model (${figures})`);
+}
+
+/** A measurement that fails (e.g. out of memory on that backend) counts as 0 tokens/s. */
+async function measureOrZero(measure: (backend: string) => Promise<number>, backend: string): Promise<number> {
+  try {
+    return await measure(backend);
+  } catch {
+    return 0;
   }
 }

@@ -56,7 +56,7 @@ export interface NativeKernels {
     dy: Float32Array, x: Float32Array, gamma: Float32Array, mean: Float32Array, rstd: Float32Array,
     dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array, rows: number, cols: number,
   ): void;
-  /** y = x/2 · (1 + erf(x/√2)). */
+  /** y = x/2 · (1 + erf(x/√2)) element-wise (y may be x); training's GELU and decoding's. */
   gelu(x: Float32Array, y: Float32Array, n: number): void;
   /** dx = dy · GELU'(x). */
   geluGrad(dy: Float32Array, x: Float32Array, dx: Float32Array, n: number): void;
@@ -79,6 +79,12 @@ export interface NativeKernels {
   sumSquares(x: Float32Array, n: number): number;
   /** src/backend/dropout.ts's dropout over rows of rowSize, one [k0, k1] key pair per row, bit for bit. */
   dropout(x: Float32Array, keys: Int32Array, y: Float32Array, rows: number, rowSize: number, threshold: number, scale: number): void;
+  /**
+   * y = op(a) · x (+ bias) for a row-major a [rows, cols], op = transpose where asked (x then has rows
+   * elements and y cols; else x cols and y rows), on the calling thread: KV-cached decoding's
+   * matrix-vector products (src/model/native-decoder.ts). Absent from an addon built before it.
+   */
+  gemv?(a: Float32Array, x: Float32Array, y: Float32Array, bias: Float32Array | null, rows: number, cols: number, transposeA: boolean): void;
 }
 
 /** The tfjs kernels behind the addon's op codes, in the order of native/gptmed_native.cc's enums. */

@@ -1,4 +1,5 @@
 /** gptmed-serve: flags in, startServer() out; SIGINT/SIGTERM close it (open streams end, a running job saves and stops), exit 0. */
+import { devices, type Device } from '../backend/index.js';
 import { serveDefaults, startServer } from '../serve/server.js';
 import { defineCommand } from './command.js';
 
@@ -14,9 +15,10 @@ export const serveCommand = defineCommand({
       .option('api-key', { type: 'string', describe: 'require Authorization: Bearer KEY on every /v1 route' })
       .option('max-concurrent', { type: 'number', default: d.maxConcurrent, describe: 'generations at once; more wait in a bounded queue, then 429' })
       .option('max-upload-mb', { type: 'number', default: d.maxUploadMb, describe: 'largest data file a job may upload' })
+      .option('device', { choices: devices, default: 'auto' as Device, describe: 'tfjs backend the models generate on (jobs take their own)' })
       .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no request log' }),
   handler: async (args) => {
-    const { app, url } = await startServer({
+    const { app, url, backend } = await startServer({
       runsDir: args.runsDir,
       checkpoints: args.checkpoint,
       host: args.host,
@@ -25,7 +27,9 @@ export const serveCommand = defineCommand({
       maxConcurrent: args.maxConcurrent,
       maxUploadMb: args.maxUploadMb,
       logger: !args.quiet,
+      device: args.device,
     });
+    process.stderr.write(`gptmed-serve: ${backend.line}\n`);
     process.stderr.write(`gptmed-serve: listening on ${url} (models from ${args.runsDir}; OpenAI base URL ${url}/v1)\n`);
     const stop = (signal: NodeJS.Signals): void => {
       process.stderr.write(`gptmed-serve: ${signal}: closing (open streams end, a running job saves a checkpoint)\n`);

@@ -61,20 +61,23 @@ interface ReferenceScore {
 }
 
 /** Negative log-likelihood of a pair's answer tokens given its prompt, the pair fitted into the context. */
-export function scoreReference(model: GPT, ids: readonly number[], answerStart: number): ReferenceScore {
+export async function scoreReference(model: GPT, ids: readonly number[], answerStart: number): Promise<ReferenceScore> {
   const { maxSeqLen } = model.config;
   const answer = ids.slice(answerStart);
   const prompt = fitPrompt(ids.slice(0, answerStart), maxSeqLen, answer.length);
   const kept = answer.slice(0, maxSeqLen - prompt.ids.length);
   const seq = [...prompt.ids, ...kept];
   const T = seq.length - 1;
-  const sumNll = tf.tidy(() => {
+  const nll = tf.tidy(() => {
     const logits = model.forward(tf.tensor2d(seq.slice(0, T), [1, T], 'int32'));
     const targets = tf.tensor2d(seq.slice(1), [1, T], 'int32');
     // Position t predicts seq[t + 1]; count only the answer's tokens.
     const weights = tf.tensor2d(Array.from({ length: T }, (_, t) => (t + 1 >= prompt.ids.length ? 1 : 0)), [1, T], 'float32');
-    return weightedCrossEntropy(logits, targets, weights, 1).dataSync()[0];
+    return weightedCrossEntropy(logits, targets, weights, 1);
   });
+  // Read asynchronously: the webgpu backend has no synchronous read in Node.
+  const sumNll = (await nll.data())[0]!;
+  nll.dispose();
   return { sumNll, tokens: kept.length, truncated: prompt.dropped > 0 || kept.length < answer.length };
 }
 
@@ -109,7 +112,7 @@ export async function evaluate(lm: LoadedModel, data: string | readonly QaPair[]
   let f1Sum = 0;
   for (const pair of pairs) {
     const { ids, answerStart } = encodePair(lm.tokenizer, pair);
-    const score = scoreReference(lm.model, ids, answerStart);
+    const score = await scoreReference(lm.model, ids, answerStart);
     perplexity.add(score.sumNll, score.tokens);
     if (score.truncated) truncated++;
     const t0 = performance.now();

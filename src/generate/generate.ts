@@ -4,6 +4,7 @@
  * a whole pair, back to back, as training packed pairs into rows), fit it
  * into the context, and draw --num-samples answers, each with its own seeded
  * generator so a question's answers do not depend on what was asked before it.
+ * The answers are decoded together (decode.ts) but reported in sample order.
  */
 import seedrandom from 'seedrandom';
 import { UserError } from '../common/errors.js';
@@ -11,7 +12,7 @@ import { normalizeField } from '../convert/qa-format.js';
 import type { QaPair } from '../convert/qa-format.js';
 import { encodePair, encodePrompt } from '../dataset/index.js';
 import type { Tokenizer } from '../tokenizer/index.js';
-import { decodeAnswer, fitPrompt, type Answer } from './decode.js';
+import { decodeAnswers, fitPrompt, type Answer } from './decode.js';
 import type { LoadedModel } from './load.js';
 import { resolveOptions, type GenerationOptions, type GenerationRequest } from './options.js';
 import { checkConversationSize, checkQuestionSize } from './question-size.js';
@@ -65,19 +66,58 @@ export async function generate(lm: LoadedModel, question: string, options: Gener
   const stop = options.stop ?? [];
   if (stop.some((s) => s === '')) throw new UserError('a stop string is empty; give non-empty stop strings');
   const prompt = fitPrompt(encodeConversation(lm.tokenizer, q, history), lm.model.config.maxSeqLen, opts.maxNewTokens);
-  const answers: Answer[] = [];
-  for (let sample = 0; sample < opts.numSamples; sample++) {
-    const onText = options.onText;
-    const answer = await decodeAnswer(
-      lm.model,
-      lm.tokenizer,
-      prompt.ids,
-      { ...opts, useCache: options.useCache, onText: onText && ((text) => onText(text, sample)), stop, signal: options.signal },
-      sampleRng(opts.seed, sample),
-    );
-    answers.push(answer);
-    options.onAnswer?.(answer, sample);
-    if (answer.stop === 'aborted') break;
-  }
+  const order = new SampleOrder(opts.numSamples, options.onText, options.onAnswer);
+  const rngs = Array.from({ length: opts.numSamples }, (_, sample) => sampleRng(opts.seed, sample));
+  await decodeAnswers(
+    lm.model,
+    lm.tokenizer,
+    prompt.ids,
+    { ...opts, useCache: options.useCache, onText: order.text, onAnswer: order.answer, stop, signal: options.signal },
+    rngs,
+  );
+  const answers = order.answers;
   return { question: q, answers, text: answers[0].text, options: opts, promptTokens: prompt.ids.length, droppedPromptTokens: prompt.dropped };
+}
+
+/**
+ * The samples' callbacks in sample order, as when they were decoded one after another (the CLI prints
+ * each answer's text before the next one's header): a sample's text waits while an earlier sample is
+ * still going, and comes at once when its turn comes. The answers end at the first aborted one, as
+ * sequential decoding drew no answer after it.
+ */
+class SampleOrder {
+  readonly answers: Answer[] = [];
+  private turn = 0;
+  private stopped = false;
+  private readonly waitingText: string[][];
+  private readonly ended: Array<Answer | undefined>;
+
+  constructor(
+    count: number,
+    private readonly onText?: (text: string, sample: number) => void,
+    private readonly onAnswer?: (answer: Answer, sample: number) => void,
+  ) {
+    this.waitingText = Array.from({ length: count }, () => []);
+    this.ended = new Array<Answer | undefined>(count);
+  }
+
+  readonly text = (text: string, sample: number): void => {
+    if (this.stopped) return;
+    if (sample === this.turn) this.onText?.(text, sample);
+    else this.waitingText[sample].push(text);
+  };
+
+  readonly answer = (answer: Answer, sample: number): void => {
+    this.ended[sample] = answer;
+    while (!this.stopped && this.ended[this.turn]) {
+      const done = this.ended[this.turn]!;
+      this.answers.push(done);
+      this.onAnswer?.(done, this.turn);
+      this.stopped = done.stop === 'aborted';
+      this.turn++;
+      if (this.stopped || this.turn >= this.ended.length) return;
+      for (const text of this.waitingText[this.turn]) this.onText?.(text, this.turn);
+      this.waitingText[this.turn] = [];
+    }
+  };
 }

@@ -14,7 +14,7 @@ export interface LoadModelOptions {
   checkpoint?: string;
   /** The tokenizer .model; default: the one recorded in the checkpoint. It must be the one the model was trained with. */
   tokenizer?: string;
-  /** tfjs backend: auto (default), gpu, cpu or wasm. */
+  /** tfjs backend: auto (default), gpu, webgpu, cpu or wasm (MANUAL.md "Backends"). */
   device?: Device;
 }
 

@@ -35,11 +35,51 @@ export function argmax(logits: Float32Array): number {
   return best;
 }
 
-/** Token ids ordered by logit, largest first; ties by smaller id, so the order is deterministic. */
-function idsByLogit(logits: Float32Array): Uint32Array {
-  const ids = new Uint32Array(logits.length);
-  for (let i = 0; i < ids.length; i++) ids[i] = i;
+/**
+ * The ids of the tokens still possible (logit above -Infinity), ordered by logit, largest first; ties
+ * by smaller id, so the order is deterministic. Excluded tokens are left out: they come last in that
+ * order and change nothing where it is used, and after top-k they are nearly the whole vocabulary.
+ */
+function possibleIdsByLogit(logits: Float32Array): Uint32Array {
+  let count = 0;
+  for (let i = 0; i < logits.length; i++) if (logits[i] !== -Infinity) count++;
+  const ids = new Uint32Array(count);
+  for (let i = 0, n = 0; i < logits.length; i++) if (logits[i] !== -Infinity) ids[n++] = i;
   return ids.sort((a, b) => logits[b] - logits[a] || a - b);
+}
+
+/** Whether token a comes before token b in the order of possibleIdsByLogit (larger logit, then smaller id). */
+function ranksBefore(logits: Float32Array, a: number, b: number): boolean {
+  return logits[a] > logits[b] || (logits[a] === logits[b] && a < b);
+}
+
+/**
+ * The ids of the k tokens first in that order (k < vocabulary), in no particular order: one pass with a
+ * heap of the k best so far, whose root is the last of them, instead of sorting the whole vocabulary.
+ */
+function firstKIds(logits: Float32Array, k: number): Uint32Array {
+  const heap = new Uint32Array(k);
+  for (let i = 0; i < k; i++) heap[i] = i;
+  // Heapify: every parent ranks after its children, so the root is the last of the k.
+  for (let i = (k >> 1) - 1; i >= 0; i--) siftDown(logits, heap, i);
+  for (let id = k; id < logits.length; id++) {
+    if (!ranksBefore(logits, id, heap[0])) continue;
+    heap[0] = id;
+    siftDown(logits, heap, 0);
+  }
+  return heap;
+}
+
+function siftDown(logits: Float32Array, heap: Uint32Array, at: number): void {
+  for (;;) {
+    const left = 2 * at + 1;
+    if (left >= heap.length) return;
+    const right = left + 1;
+    const later = right < heap.length && ranksBefore(logits, heap[left], heap[right]) ? right : left;
+    if (!ranksBefore(logits, heap[at], heap[later])) return;
+    [heap[at], heap[later]] = [heap[later], heap[at]];
+    at = later;
+  }
 }
 
 /** Probabilities of the logits (numerically stable softmax; -Infinity becomes 0). */
@@ -50,6 +90,8 @@ export function softmax(logits: Float32Array): Float64Array {
   if (max === -Infinity) throw new Error('softmax: every token is excluded');
   let sum = 0;
   for (let i = 0; i < logits.length; i++) {
+    // exp(-Infinity) is 0, which p already holds: excluded tokens (most of them after top-k) cost nothing.
+    if (logits[i] === -Infinity) continue;
     p[i] = Math.exp(logits[i] - max);
     sum += p[i];
   }
@@ -59,15 +101,17 @@ export function softmax(logits: Float32Array): Float64Array {
 
 export function applyTemperature(logits: Float32Array, temperature: number): Float32Array {
   if (!(temperature > 0)) throw new Error(`applyTemperature: temperature must be > 0, got ${temperature}`);
-  return logits.map((x) => x / temperature);
+  // A loop, not Float32Array.map: the same values, without a call per token of the vocabulary.
+  const out = new Float32Array(logits.length);
+  for (let i = 0; i < logits.length; i++) out[i] = logits[i] / temperature;
+  return out;
 }
 
 /** Keep exactly the k largest logits (ties broken by smaller id); k <= 0 or k >= vocabulary keeps all. */
 export function topKFilter(logits: Float32Array, k: number): Float32Array {
   if (k <= 0 || k >= logits.length) return logits.slice();
   const out = new Float32Array(logits.length).fill(-Infinity);
-  const ids = idsByLogit(logits);
-  for (let r = 0; r < k; r++) out[ids[r]] = logits[ids[r]];
+  for (const id of firstKIds(logits, k)) out[id] = logits[id];
   return out;
 }
 
@@ -75,7 +119,7 @@ export function topKFilter(logits: Float32Array, k: number): Float32Array {
 export function topPFilter(logits: Float32Array, p: number): Float32Array {
   if (p >= 1) return logits.slice();
   const probs = softmax(logits);
-  const ids = idsByLogit(logits);
+  const ids = possibleIdsByLogit(logits);
   const out = new Float32Array(logits.length).fill(-Infinity);
   let mass = 0;
   for (const id of ids) {
@@ -150,8 +194,10 @@ export function nextToken(
   rng: Rng,
   banned: readonly number[] = [],
 ): number {
-  const penalised = banTokens(applyRepetitionPenalty(logits, history, opts.repetitionPenalty), banned);
-  let filtered = banTokens(penalised, repeatedNgramTokens(history, opts.noRepeatNgram));
+  // Filters that are off are skipped rather than run as copies: a step's cost is a few vocabulary-sized passes.
+  const penalised = banTokens(opts.repetitionPenalty === 1 ? logits : applyRepetitionPenalty(logits, history, opts.repetitionPenalty), banned);
+  const repeated = repeatedNgramTokens(history, opts.noRepeatNgram);
+  let filtered = repeated.size > 0 ? banTokens(penalised, repeated) : penalised;
   if (filtered.every((x) => x === -Infinity)) filtered = penalised;
   if (opts.temperature === 0) return argmax(filtered);
   const candidates = topPFilter(topKFilter(applyTemperature(filtered, opts.temperature), opts.topK), opts.topP);

@@ -181,7 +181,7 @@ interface Inference {
 export async function inferenceRoutes(app: FastifyInstance, opts: { serve: ServeOptions }): Promise<void> {
   const { serve } = opts;
   app.setValidatorCompiler(strictValidator());
-  const models = new ModelRegistry({ runsDir: serve.runsDir, checkpoints: serve.checkpoints });
+  const models = new ModelRegistry({ runsDir: serve.runsDir, checkpoints: serve.checkpoints, device: serve.device });
   const ctx: Inference = { app, models, limiter: new Limiter(serve.maxConcurrent, 4 * serve.maxConcurrent), inFlight: new Set(), generatedTokens: 0, closing: false };
   statsOf.set(serve, () => ({ ...ctx.limiter.stats, generatedTokens: ctx.generatedTokens, loadedModels: models.loadedCount }));
 

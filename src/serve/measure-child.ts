@@ -7,5 +7,5 @@ import { initBackend, type Device } from '../backend/index.js';
 import { measureTrainingSpeed, type SpeedProbe } from '../train/speed.js';
 
 const probe = JSON.parse(process.argv[2] ?? '') as SpeedProbe;
-const speed = measureTrainingSpeed(probe, await initBackend((process.argv[3] ?? 'auto') as Device));
+const speed = await measureTrainingSpeed(probe, await initBackend((process.argv[3] ?? 'auto') as Device));
 process.stdout.write(`${JSON.stringify({ tokensPerSec: speed.tokensPerSec })}\n`);

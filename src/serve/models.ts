@@ -10,6 +10,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { Device } from '../backend/index.js';
 import { loadModel, type LoadedModel } from '../generate/index.js';
 import { readManifest, resolveCheckpoint, type CheckpointManifest } from '../model/index.js';
 import { ApiError } from './errors.js';
@@ -26,6 +27,8 @@ export interface ModelEntry {
 export interface RegistryOptions {
   runsDir: string;
   checkpoints: readonly string[];
+  /** The backend models load on (default auto). */
+  device?: Device;
   /** Loaded models kept at once (default 4). */
   maxLoaded?: number;
 }
@@ -125,7 +128,7 @@ export class ModelRegistry {
     if (slot) {
       this.loaded.delete(key);
     } else {
-      const created: Slot = { loading: loadModel({ checkpoint: key }), users: 0, evicted: false };
+      const created: Slot = { loading: loadModel({ checkpoint: key, device: this.options.device }), users: 0, evicted: false };
       created.loading.catch(() => {
         if (this.loaded.get(key) === created) this.loaded.delete(key);
       });

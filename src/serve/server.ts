@@ -5,6 +5,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
+import { initBackend, type BackendInfo, type Device } from '../backend/index.js';
 import { UsageError, UserError } from '../common/errors.js';
 import { ApiError, installErrorHandler } from './errors.js';
 import { inferenceRoutes } from './inference.js';
@@ -28,6 +29,8 @@ export interface ServeOptions {
   maxUploadMb: number;
   /** Fastify's request log on stderr (off in tests). */
   logger?: boolean;
+  /** The backend the served models generate on (default auto; MANUAL.md "Backends"). Jobs take their own. */
+  device?: Device;
 }
 
 export interface ServeDefaults {
@@ -92,11 +95,13 @@ export async function createServer(options: ServeOptions): Promise<FastifyInstan
 }
 
 /** Create the server and listen; the URL it is reachable at (http://host:port). */
-export async function startServer(options: ServeOptions): Promise<{ app: FastifyInstance; url: string }> {
+export async function startServer(options: ServeOptions): Promise<{ app: FastifyInstance; url: string; backend: BackendInfo }> {
+  // Started now, so that a --device the machine cannot run is one line at start, not an error on each request.
+  const backend = await initBackend(options.device ?? 'auto');
   const app = await createServer(options);
   await app.listen({ host: options.host, port: options.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;
   const host = options.host.includes(':') ? `[${options.host}]` : options.host;
-  return { app, url: `http://${host}:${port}` };
+  return { app, url: `http://${host}:${port}`, backend };
 }

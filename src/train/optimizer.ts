@@ -104,14 +104,14 @@ export class AdamW {
   }
 }
 
-/** The global L2 norm of the gradients. */
-export function globalNorm(grads: readonly tf.Tensor[]): number {
+/** The global L2 norm of the gradients (read asynchronously: the webgpu backend has no synchronous read in Node). */
+export async function globalNorm(grads: readonly tf.Tensor[]): Promise<number> {
   // The fused kernel squares and sums in one pass, without a squared copy of each gradient.
   const sumOfSquares = tf.getKernel(sumSquaresKernel, tf.getBackend()) !== undefined
     ? (g: tf.Tensor): tf.Tensor => tf.engine().runKernel(sumSquaresKernel, { x: g }) as tf.Tensor
     : (g: tf.Tensor): tf.Tensor => tf.sum(tf.square(g));
   const norm = tf.tidy(() => tf.sqrt(tf.addN(grads.map(sumOfSquares))));
-  const value = norm.dataSync()[0];
+  const value = (await norm.data())[0]!;
   norm.dispose();
   return value;
 }

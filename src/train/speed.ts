@@ -46,11 +46,12 @@ export interface MatMulShare {
   sgemmGflops: number;
 }
 
-export function measureTrainingSpeed(p: SpeedProbe, backend: BackendInfo): TrainingSpeed {
+export async function measureTrainingSpeed(p: SpeedProbe, backend: Pick<BackendInfo, 'backend'>): Promise<TrainingSpeed> {
   const config: ModelConfig = { ...p.modelConfig, maxSeqLen: Math.max(p.modelConfig.maxSeqLen, p.seqLen) };
   const model = new GPT(config, { seed: 0 });
+  const optimizer = new AdamW(model.parameters(), { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.01 });
   try {
-    const step = new TrainStep(model, new AdamW(model.parameters(), { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.01 }), 1.0);
+    const step = new TrainStep(model, optimizer, 1.0);
     const plan =
       p.microBatches === undefined || p.microBatches === 'auto'
         ? microBatchPlan(config, p.batchSize, p.seqLen, backend.backend, hasFusedCrossEntropy())
@@ -66,7 +67,7 @@ export function measureTrainingSpeed(p: SpeedProbe, backend: BackendInfo): Train
     for (let i = 0; i < p.warmup + p.steps; i++) {
       if (i === p.warmup) resetFastKernelCalls();
       const t0 = performance.now();
-      step.run(microBatches, 3e-4, `speed-${i}`);
+      await step.run(microBatches, 3e-4, `speed-${i}`);
       if (i >= p.warmup) times.push((performance.now() - t0) / 1000);
     }
     const matMul = p.matMulShare ? matMulShare(times.reduce((a, b) => a + b, 0), plan.rows * p.seqLen, config) : undefined;
@@ -74,6 +75,8 @@ export function measureTrainingSpeed(p: SpeedProbe, backend: BackendInfo): Train
     const median = times[Math.floor(times.length / 2)];
     return { tokensPerSec: Math.round((p.batchSize * p.seqLen) / median), microBatches: plan.pieces, ...(matMul && { matMul }) };
   } finally {
+    // Both: --device auto measures twice in the process that then trains.
+    optimizer.dispose();
     model.dispose();
   }
 }

@@ -3,6 +3,8 @@
  * accumulation), global-norm clipping, AdamW. The loss of a step is the mean
  * over all counted targets of all its micro-batches, so accumulating N
  * micro-batches equals one batch N times as large.
+ *
+ * Values come back with `await data()`, not dataSync: the webgpu backend cannot read synchronously in Node.
  */
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../common/errors.js';
@@ -55,14 +57,14 @@ export class TrainStep {
    * masks are keyed by a row's index within the step, so how the rows are split into micro-batches does not
    * change them.
    */
-  run(microBatches: readonly Batch[], lr: number, dropoutSeed: string): StepResult {
+  async run(microBatches: readonly Batch[], lr: number, dropoutSeed: string): Promise<StepResult> {
     const targets = microBatches.reduce((n, b) => n + b.targets, 0);
     const scale = 1 / Math.max(1, targets);
     let grads: tf.Tensor[] = [];
     let loss = 0;
     let tokens = 0;
     let rowOffset = 0;
-    microBatches.forEach((b, j) => {
+    for (const [j, b] of microBatches.entries()) {
       const micro = tf.tidy(() =>
         tf.variableGrads(() => {
           const { x, y, w } = batchTensors(b);
@@ -70,7 +72,7 @@ export class TrainStep {
           return weightedCrossEntropy(logits, y, w, scale);
         }, this.variables),
       );
-      loss += micro.value.dataSync()[0];
+      loss += (await micro.value.data())[0]!;
       micro.value.dispose();
       const ordered = this.variables.map((v) => micro.grads[v.name]);
       if (j === 0) {
@@ -82,9 +84,9 @@ export class TrainStep {
       }
       tokens += b.rows * b.T;
       rowOffset += b.rows;
-    });
+    }
     try {
-      const gradNorm = globalNorm(grads);
+      const gradNorm = await globalNorm(grads);
       if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) throw new NonFiniteLossError(loss, gradNorm);
       this.optimizer.apply(grads, lr, clipScale(gradNorm, this.gradClip));
       return { loss, gradNorm, tokens };
@@ -95,7 +97,7 @@ export class TrainStep {
 }
 
 /** Mean loss over the counted targets of `batches`, without dropout. */
-export function evaluateLoss(model: GPT, batches: readonly Batch[]): number {
+export async function evaluateLoss(model: GPT, batches: readonly Batch[]): Promise<number> {
   let sum = 0;
   let targets = 0;
   for (const b of batches) {
@@ -103,7 +105,7 @@ export function evaluateLoss(model: GPT, batches: readonly Batch[]): number {
       const { x, y, w } = batchTensors(b);
       return weightedCrossEntropy(model.forward(x), y, w, 1);
     });
-    sum += s.dataSync()[0];
+    sum += (await s.data())[0]!;
     s.dispose();
     targets += b.targets;
   }

@@ -19,7 +19,7 @@ import { Interrupted, UsageError, UserError } from '../common/errors.js';
 import { sha256File } from '../common/hash.js';
 import { Progress, formatRate } from '../common/progress.js';
 import { checkSetting, kebab } from '../common/settings.js';
-import { initBackend, type BackendInfo } from '../backend/index.js';
+import { initBackend, type BackendInfo, type BackendOptions } from '../backend/index.js';
 import { META_FILE, type TokenRows } from '../dataset/shards.js';
 import {
   checkpointWeights,
@@ -62,6 +62,7 @@ import { isWasmOutOfMemory, microBatchPlan, outOfMemoryError, wasmHeapBytes, typ
 import { MetricsLog } from './metrics.js';
 import { AdamW } from './optimizer.js';
 import { learningRateAt } from './schedule.js';
+import { measureTrainingSpeed } from './speed.js';
 import { NonFiniteLossError, TrainStep, evaluateLoss, type StepResult } from './step.js';
 import { EventWriter } from './tensorboard.js';
 
@@ -325,7 +326,7 @@ async function prepareRun(opts: TrainOptions, start: Start, newRun: { started: b
   const meta = trainRows.meta;
   const modelConfig = chooseModelConfig(opts, config, start, meta, log);
 
-  const backend = await initBackend(config.device);
+  const backend = await initBackend(config.device, { measure: speedOfRun(modelConfig, config, meta.seqLen - 1) });
   log(backend.line);
   // Batches split into micro-batches where the wasm heap needs it: a function of the config, so a resume splits alike.
   const plan = microBatchPlan(modelConfig, config.batchSize, meta.seqLen - 1, backend.backend, hasFusedCrossEntropy());
@@ -361,6 +362,15 @@ async function prepareRun(opts: TrainOptions, start: Start, newRun: { started: b
   if (resumePoint) events.sessionStart(step + 1);
   metrics.write({ type: 'start', step, backend: backend.label, parameters: model.countParameters(), resumedFrom: resumePoint?.dir ?? null, initFrom: initFrom?.path ?? null, unigramBaseline: baseline, totalSteps });
   return run;
+}
+
+/**
+ * For --device auto on a machine with a hardware WebGPU adapter: the run's model and rows (at most 4 of them, to
+ * keep it to seconds), 1 untimed and 2 timed steps on a backend.
+ */
+function speedOfRun(modelConfig: ModelConfig, config: TrainConfig, seqLen: number): BackendOptions['measure'] {
+  const probe = { modelConfig: { ...modelConfig, dropout: 0 }, batchSize: Math.min(config.batchSize, 4), seqLen, steps: 2, warmup: 1 };
+  return async (backend) => (await measureTrainingSpeed(probe, { backend })).tokensPerSec;
 }
 
 /** The lines that say what the run is about to do: the model and where it comes from, the data, the baseline. */
@@ -557,7 +567,7 @@ async function trainLoop(run: Run, stop: StopSignals): Promise<TrainResult['stop
     const micro = nextBatch(run, order);
     run.step++;
     const lr = learningRateAt(run.step, { learningRate: config.learningRate, minLr: config.minLr, warmupSteps: config.warmupSteps, totalSteps });
-    const { result, seconds } = takeStep(run, micro, lr);
+    const { result, seconds } = await takeStep(run, micro, lr);
     state.tokensSeen += result.tokens;
     window.tokens += result.tokens;
     const epochEnded = state.cursor >= trainRows.rows;
@@ -569,7 +579,7 @@ async function trainLoop(run: Run, stop: StopSignals): Promise<TrainResult['stop
     logStep(run, epoch, lr, result, seconds, window);
 
     const evalDue = run.step % config.evalInterval === 0 || epochEnded || run.step === totalSteps;
-    const { improved, earlyStop } = evalDue ? evaluate(run) : { improved: false, earlyStop: false };
+    const { improved, earlyStop } = evalDue ? await evaluate(run) : { improved: false, earlyStop: false };
     if (run.step % config.saveInterval === 0 || epochEnded || run.step === totalSteps || improved || earlyStop || stop.received()) await save(run, improved);
     const signal = stop.received();
     if (signal) throw new Interrupted(`stopped by ${signal} at step ${run.step}; checkpoint saved in ${run.runDir}; continue with --resume`);
@@ -577,7 +587,7 @@ async function trainLoop(run: Run, stop: StopSignals): Promise<TrainResult['stop
       run.progress.log(`early stopping: no better val loss in ${config.earlyStoppingPatience} evaluations`);
       return 'early-stopping';
     }
-    // Let signal handlers run between steps (the step itself is synchronous).
+    // Let signal handlers run between steps (on the CPU backends a step never yields to the event loop).
     await new Promise((resolve) => setImmediate(resolve));
   }
   return 'completed';
@@ -596,10 +606,10 @@ function nextBatch(run: Run, order: Uint32Array): Batch[] {
 }
 
 /** One optimizer step, timed; running out of wasm memory or diverging becomes a line that says what to do. */
-function takeStep(run: Run, micro: Batch[], lr: number): { result: StepResult; seconds: number } {
+async function takeStep(run: Run, micro: Batch[], lr: number): Promise<{ result: StepResult; seconds: number }> {
   const start = performance.now();
   try {
-    const result = run.trainStep.run(micro, lr, `${run.state.seed}:${run.step}`);
+    const result = await run.trainStep.run(micro, lr, `${run.state.seed}:${run.step}`);
     return { result, seconds: (performance.now() - start) / 1000 };
   } catch (err) {
     if (isWasmOutOfMemory(err)) throw outOfMemory(run);
@@ -630,11 +640,11 @@ function logStep(run: Run, epoch: number, lr: number, result: StepResult, second
 }
 
 /** Validation loss now; whether it is the run's best, and whether early stopping's patience ran out. */
-function evaluate(run: Run): { improved: boolean; earlyStop: boolean } {
+async function evaluate(run: Run): Promise<{ improved: boolean; earlyStop: boolean }> {
   const { state, config, step } = run;
   let valLoss: number;
   try {
-    valLoss = evaluateLoss(run.model, run.valBatches);
+    valLoss = await evaluateLoss(run.model, run.valBatches);
   } catch (err) {
     throw isWasmOutOfMemory(err) ? outOfMemory(run) : err;
   }

@@ -266,14 +266,14 @@ test('transposes, splits, concatenations and copies', async () => {
   }, 0, 0);
 });
 
-test('a training step of a small GPT (forward, backward, AdamW) runs every fast kernel it uses on the fast path', () => {
+test('a training step of a small GPT (forward, backward, AdamW) runs every fast kernel it uses on the fast path', async () => {
   registerMissingWasmKernels(); // the embeddings' gradient, as initBackend does
   const model = new GPT({ vocabSize: 64, dModel: 32, nLayers: 1, nHeads: 4, dFf: 64, maxSeqLen: 16, dropout: 0 }, { seed: 3 });
   const step = new TrainStep(model, new AdamW(model.parameters(), { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.01 }), 1.0);
   const [rows, T] = [2, 16];
   const x = Int32Array.from({ length: rows * T }, (_, i) => (i * 7) % 64), y = Int32Array.from(x, (t) => (t + 1) % 64);
   resetFastKernelCalls();
-  const { loss } = step.run([{ rows, T, x, y, weights: new Float32Array(rows * T).fill(1), targets: rows * T }], 1e-3, 'fast-path');
+  const { loss } = await step.run([{ rows, T, x, y, weights: new Float32Array(rows * T).fill(1), targets: rows * T }], 1e-3, 'fast-path');
   assert.ok(Number.isFinite(loss));
   // Used only outside this step, and checked by the tests above: the element-wise kernels and softmax that the
   // fused LayerNorm, GELU, attention weights, loss and AdamW replace inside it (other callers and models still

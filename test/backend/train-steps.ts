@@ -31,6 +31,6 @@ for (let s = 0; s < steps; s++) {
     }
   }
   const batch: Batch = { rows, T, x, y, weights: new Float32Array(rows * T).fill(1), targets: rows * T };
-  loss = step.run([batch], 3e-3, `step-${s}`).loss;
+  loss = (await step.run([batch], 3e-3, `step-${s}`)).loss;
 }
 console.log(JSON.stringify({ loss, backendLine: info.line }));

@@ -75,7 +75,7 @@ async function gptmedValLoss(checkpoint: string, valNpy: string): Promise<number
   try {
     const { data } = loadSplit(valNpy);
     const batches = Array.from({ length: evalRows / 16 }, (_, b) => b * 16).map((start) => makeBatch(data, Array.from({ length: 16 }, (_, r) => start + r)));
-    return evaluateLoss(model, batches);
+    return await evaluateLoss(model, batches);
   } finally {
     model.dispose();
   }

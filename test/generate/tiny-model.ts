@@ -72,7 +72,7 @@ export async function trainTinyRun(dir: string, steps: number): Promise<TinyRun>
   const step = new TrainStep(model, optimizer, 1.0);
   const batch = batchOf(tokenizer, pairs, config.maxSeqLen - 1);
   let finalLoss = NaN;
-  for (let s = 0; s < steps; s++) finalLoss = step.run([batch], 1e-2, `tiny:${s}`).loss;
+  for (let s = 0; s < steps; s++) finalLoss = (await step.run([batch], 1e-2, `tiny:${s}`)).loss;
   const runDir = path.join(dir, 'run');
   const stepDir = await saveCheckpoint(
     runDir,

@@ -98,17 +98,18 @@ describe('training data and steps', () => {
     await initBackend('wasm');
     const config = { vocabSize: masked.meta.vocabSize, dModel: 32, nLayers: 1, nHeads: 2, dFf: 64, maxSeqLen: 64, dropout: 0.1 };
     const rows = Array.from({ length: 8 }, (_, i) => i);
-    const run = (micro: number[][]): number[] => {
+    const run = async (micro: number[][]): Promise<number[]> => {
       const model = new GPT(config, { seed: 3 });
       const opt = new AdamW(model.parameters(), { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.01 });
       const step = new TrainStep(model, opt, 1.0);
-      const losses = [0, 1, 2].map((s) => step.run(micro.map((ids) => makeBatch(masked, ids)), 1e-3, `acc:${s}`).loss);
+      const losses: number[] = [];
+      for (const s of [0, 1, 2]) losses.push((await step.run(micro.map((ids) => makeBatch(masked, ids)), 1e-3, `acc:${s}`)).loss);
       opt.dispose();
       model.dispose();
       return losses;
     };
-    const whole = run([rows]);
-    const accumulated = run([rows.slice(0, 4), rows.slice(4)]);
+    const whole = await run([rows]);
+    const accumulated = await run([rows.slice(0, 4), rows.slice(4)]);
     for (let i = 0; i < 3; i++) assert.ok(Math.abs(whole[i] - accumulated[i]) < 1e-4, `step ${i + 1}: ${whole[i]} vs ${accumulated[i]}`);
   });
 });

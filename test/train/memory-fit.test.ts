@@ -19,7 +19,7 @@ const medium: ModelConfig = { ...loadPreset('medium'), vocabSize: 8000 };
  * module's _malloc and _free, so counting those sees what tfjs's own byte count cannot (tensors sharing memory
  * count once).
  */
-function peakTensorBytes(body: () => void): number {
+async function peakTensorBytes(body: () => Promise<unknown>): Promise<number> {
   const wasm = (tf.backend() as unknown as { wasm: { _malloc(n: number): number; _free(p: number): void } }).wasm;
   const { _malloc: malloc, _free: free } = wasm;
   const sizes = new Map<number, number>();
@@ -37,7 +37,7 @@ function peakTensorBytes(body: () => void): number {
     free(p);
   };
   try {
-    body();
+    await body();
   } finally {
     wasm._malloc = malloc;
     wasm._free = free;
@@ -56,9 +56,9 @@ describe('memory fit', () => {
     const rng = seedrandom('memory-fit');
     const tokens = (): Int32Array => Int32Array.from({ length: rows * T }, () => Math.floor(rng() * config.vocabSize));
     const batch: Batch = { rows, T, x: tokens(), y: tokens(), weights: new Float32Array(rows * T).fill(1), targets: rows * T };
-    step.run([batch], 1e-3, 'first'); // AdamW's moments exist from here on, as in every later step
+    await step.run([batch], 1e-3, 'first'); // AdamW's moments exist from here on, as in every later step
     const before = tf.memory().numBytes;
-    const measured = peakTensorBytes(() => step.run([batch], 1e-3, 'second'));
+    const measured = await peakTensorBytes(() => step.run([batch], 1e-3, 'second'));
     const estimate = estimateStepBytes(config, rows, T, hasFusedCrossEntropy());
     optimizer.dispose();
     model.dispose();
