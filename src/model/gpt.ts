@@ -171,7 +171,7 @@ export class GPT {
         init = tf.ones(spec.shape);
       } else {
         // One derived seed per parameter: the init does not depend on the order tensors are created in.
-        init = tf.randomNormal(spec.shape, 0, spec.init === 'normal' ? initStd : residualStd, 'float32', seed * 1000 + i);
+        init = tf.randomNormal(spec.shape, 0, spec.init === 'normal' ? initStd : residualStd, 'float32', parameterSeed(seed, i));
       }
       return { ...spec, variable: toVariable(init) };
     });
@@ -327,6 +327,15 @@ function linear(x: tf.Tensor3D, [weight, bias]: [tf.Variable, tf.Variable], adap
   const input = loraDropout ? loraDropout(x).reshape([B * T, nIn]) : flat;
   const low = tf.matMul(tf.matMul(input, adapter.a), adapter.b);
   return tf.add(y, tf.mul(low, adapter.scale)).reshape([B, T, nOut]);
+}
+
+/**
+ * The init seed of parameter i. tfjs takes a seed of 0 for "no seed" (Math.random), so seed 0's first
+ * parameter (wte) gets another fixed seed: every other (seed, i) keeps seed * 1000 + i.
+ */
+function parameterSeed(seed: number, i: number): number {
+  const derived = seed * 1000 + i;
+  return derived === 0 ? 0x5eed : derived;
 }
 
 /** A given parameter's values as a tensor of its shape. */

@@ -58,6 +58,10 @@ describe('GPT', () => {
       assert.ok(get(a, 'h.1.attn.qkv.bias').every((v) => v === 0));
       assert.deepEqual(get(a, 'h.0.attn.qkv.weight'), get(b, 'h.0.attn.qkv.weight'));
       assert.notDeepEqual(get(a, 'h.0.attn.qkv.weight'), get(c, 'h.0.attn.qkv.weight'));
+      // Seed 0 too, for every parameter: tfjs reads a seed of 0 as "none" (its first parameter was Math.random's).
+      const zeros = [new GPT(cfg, { seed: 0 }), new GPT(cfg, { seed: 0 })];
+      for (const p of zeros[0]!.parameters()) assert.deepEqual(get(zeros[0]!, p.name), get(zeros[1]!, p.name), `${p.name} at seed 0`);
+      zeros.forEach((m) => m.dispose());
       const decayed = a.parameters().filter((p) => p.weightDecay).map((p) => p.name);
       assert.ok(decayed.every((n) => n.endsWith('.weight')) && decayed.length === 4 * cfg.nLayers, decayed.join(','));
     } finally {
