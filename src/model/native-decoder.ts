@@ -38,12 +38,13 @@ const erfOp = unaryOps.indexOf('Erf');
  */
 const gemvRowsMax = 3;
 /**
- * A prompt's products of fewer rows than this run in pieces of chunkRows rows on the calling thread:
- * handing half of a product this small to the addon's pool costs more than it saves. Measured at 32
- * rows (tiny's qkv, fc, mlp.proj): 59, 57, 77 us through the pool, 44, 58, 53 us in two pieces; a
- * 32-token prefill, alternating runs: tiny 0.74-0.76 -> 0.63-0.67 ms, small 4.15-4.23 -> 3.97-4.08 ms.
+ * A prompt's products of less work than this (rows x in x out multiply-adds) run in pieces of chunkRows
+ * rows on the calling thread: handing half of a product this small to the addon's pool costs more than it
+ * saves, while larger ones gain from it. Measured on a quiet machine, 32-token prefill vs PyTorch's time,
+ * median of 3: everything chunked, tiny 0.67x small 1.35x; everything pooled, tiny 0.92x small 0.93x. Tiny's
+ * products are at most 32 x 128 x 512 (2.1M), small's qkv, fc and mlp.proj 6.3-8.4M.
  */
-const pooledRowsMin = 64;
+const pooledMacsMin = 4_000_000;
 const chunkRows = 16;
 /** Closed slots whose cache arrays are kept for reuse (each maxSeqLen * dModel * nLayers * 8 bytes: 1 MB tiny, 4 MB small). */
 const spareSlotsMax = 8;
@@ -286,8 +287,8 @@ export class NativeDecoder {
       for (let r = 0; r < rows; r++) gemv(weight, x.subarray(r * nIn, (r + 1) * nIn), out.subarray(r * nOut, (r + 1) * nOut), bias, nIn, nOut, true);
       return;
     }
-    // Fewer rows than pooledRowsMin: pieces of chunkRows rows, each on this thread (the addon splits 32+ rows over its pool).
-    const step = rows < pooledRowsMin ? chunkRows : rows;
+    // A small product: pieces of chunkRows rows, each on this thread (the addon splits 32+ rows over its pool).
+    const step = rows * nIn * nOut < pooledMacsMin ? chunkRows : rows;
     for (let r = 0; r < rows; r += step) {
       const n = Math.min(step, rows - r);
       this.kernels.gemm(x.subarray(r * nIn, (r + n) * nIn), weight, out.subarray(r * nOut, (r + n) * nOut), bias, 1, n, nOut, nIn, false, false, 0, 0);
