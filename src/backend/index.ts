@@ -186,19 +186,23 @@ async function autoWebGpuOrCpu(cpu: Choice, measure: BackendOptions['measure']):
  */
 export async function fasterOfWebGpuAndCpu(cpu: Choice, adapter: WebGpuAdapter, measure: (backend: string) => Promise<number>): Promise<BackendInfo> {
   await activate(cpu.backend, cpu.label, cpu.why);
-  const cpuSpeed = await measureOrZero(measure, cpu.backend);
+  const cpuSpeed = await measureOrFailure(measure, cpu.backend);
   await activateWebGpu(adapter, 'measuring');
-  const gpuSpeed = await measureOrZero(measure, 'webgpu');
-  const figures = `measured ${rate(gpuSpeed)} on webgpu vs ${rate(cpuSpeed)} on ${cpu.label} for this model`;
+  const gpuSpeed = await measureOrFailure(measure, 'webgpu');
+  const figures = `measured ${shown(gpuSpeed)} on webgpu vs ${shown(cpuSpeed)} on ${cpu.label} for this model`;
+  if (typeof gpuSpeed === 'string') return activate(cpu.backend, cpu.label, `${cpu.why}; webgpu: ${adapterLabel(adapter)} failed (${figures})`);
+  if (typeof cpuSpeed === 'string') return activateWebGpu(adapter, `auto: a hardware adapter, ${figures}`);
   if (gpuSpeed > cpuSpeed) return activateWebGpu(adapter, `auto: a hardware adapter, ${figures}`);
   return activate(cpu.backend, cpu.label, `${cpu.why}; webgpu: ${adapterLabel(adapter)} is slower for this model (${figures})`);
 }
 
-/** A measurement that fails (e.g. out of memory on that backend) counts as 0 tokens/s. */
-async function measureOrZero(measure: (backend: string) => Promise<number>, backend: string): Promise<number> {
+/** Tokens/s, or why the measurement failed on that backend (e.g. out of memory): the first line of its error. */
+async function measureOrFailure(measure: (backend: string) => Promise<number>, backend: string): Promise<number | string> {
   try {
     return await measure(backend);
-  } catch {
-    return 0;
+  } catch (err) {
+    return `failed: ${(err as Error).message.split('\n')[0]}`;
   }
 }
+
+const shown = (speed: number | string): string => (typeof speed === 'string' ? speed : rate(speed));

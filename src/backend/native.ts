@@ -109,6 +109,13 @@ export type NativeLoad = { kernels: NativeKernels; blas: string } | { kernels: n
 let loaded: NativeLoad | undefined;
 
 /** Loads the addon and a BLAS once per process. */
+/** Every function but the optional gemv: an addon built from an older gptmed lacks some until `npm rebuild`. */
+const requiredFunctions: ReadonlyArray<Exclude<keyof NativeKernels, 'gemv'>> = [
+  'openBlas', 'gemm', 'softmax', 'softmaxGrad', 'crossEntropy', 'crossEntropyGrad', 'permute', 'copyColumns', 'unary', 'binary',
+  'reduceInner', 'reduceOuter', 'layerNorm', 'layerNormGrad', 'gelu', 'geluGrad', 'causalSoftmax', 'causalSoftmaxGrad', 'adamW',
+  'sumSquares', 'dropout',
+];
+
 export function loadNativeKernels(): NativeLoad {
   if (loaded) return loaded;
   let kernels: NativeKernels;
@@ -121,10 +128,31 @@ export function loadNativeKernels(): NativeLoad {
     };
     return loaded;
   }
+  const missing = requiredFunctions.filter((name) => typeof kernels[name] !== 'function');
+  if (missing.length > 0) {
+    loaded = { kernels: null, reason: `the native addon is out of date (it lacks ${missing.join(', ')}; run \`npm rebuild\`)` };
+    return loaded;
+  }
   try {
-    loaded = { kernels, blas: kernels.openBlas(blasCandidates) };
+    const blas = kernels.openBlas(blasCandidates);
+    loaded = { kernels: withWorkingGemv(kernels), blas };
   } catch {
     loaded = { kernels: null, reason: 'OpenBLAS is not installed (Debian/Ubuntu: apt-get install libopenblas0-pthread)' };
   }
   return loaded;
+}
+
+/**
+ * The addon without gemv where the BLAS it loaded lacks cblas_sgemv (gemv would throw on every call); its users
+ * then take gemm. Called after openBlas(), which gemv needs.
+ */
+function withWorkingGemv(kernels: NativeKernels): NativeKernels {
+  if (!kernels.gemv) return kernels;
+  try {
+    kernels.gemv(new Float32Array(1), new Float32Array(1), new Float32Array(1), null, 1, 1, false);
+    return kernels;
+  } catch {
+    // The addon's functions are not enumerable own properties: shadow gemv rather than copy the object.
+    return Object.create(kernels, { gemv: { value: undefined } }) as NativeKernels;
+  }
 }

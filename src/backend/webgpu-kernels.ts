@@ -18,7 +18,7 @@
  * Uploads: tfjs's Mean and Sum gradients multiply dy by ones(x.shape), an array built in JavaScript and uploaded
  * (for LayerNorm's two means, two activation-sized uploads per block per step); on webgpu they broadcast dy on
  * the GPU instead, the same values bit for bit (x * 1 is exact). What a step still uploads: its batch, the causal
- * mask (src/model/gpt.ts builds it per forward call) and scalars.
+ * mask (src/model/fused.ts's stock path builds it per forward call) and scalars.
  *
  * Failures: work the device rejects (an invalid program, an allocation past GPU memory) is an event, not an
  * exception, and what depends on it is garbage; the first read of values after one throws a one-line error.
@@ -231,7 +231,6 @@ let registered = false;
 /** Register the kernels above for the webgpu backend (once per process). */
 export function registerWebGpuKernels(): void {
   if (registered) return;
-  registered = true;
   const backend = tf.findBackend(backendName) as unknown as WebGPUBackend;
   countRejectedPrograms(backend.device);
   failReadsAfterRejection(backend);
@@ -249,4 +248,5 @@ export function registerWebGpuKernels(): void {
     const stock = tf.getGradient(name);
     if (stock) tf.registerGradient(broadcastingGradient(stock, divide));
   }
+  registered = true;
 }

@@ -118,8 +118,13 @@ async function probe(): Promise<WebGpuProbe> {
   if (driver) return { ok: false, why: driver };
   const dawn = await importOptional<DawnModule>(dawnPackage);
   if ('why' in dawn) return { ok: false, why: dawn.why };
-  const gpu = installNavigatorGpu(dawn.module);
-  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  let adapter: GPUAdapterLike | null;
+  try {
+    adapter = await installNavigatorGpu(dawn.module).requestAdapter({ powerPreference: 'high-performance' });
+  } catch (err) {
+    // A broken Dawn (a driver that crashes on enumeration): say why, and let auto fall back to the CPU path.
+    return { ok: false, why: `Dawn failed to start (${(err as Error).message.split('\n')[0]})` };
+  }
   if (!adapter) {
     const needs = process.platform === 'linux' ? ': on Linux it needs the Vulkan loader (libvulkan1) and the GPU\'s Vulkan driver' : '';
     return { ok: false, why: `Dawn found no WebGPU adapter${needs}` };

@@ -113,7 +113,7 @@ export async function decodeTokenBatch(
   onEnd?: (sequence: number, result: TokenLoopResult) => void,
 ): Promise<TokenLoopResult[]> {
   const { maxSeqLen } = model.config;
-  if (promptIds.length >= maxSeqLen) throw new Error(`decodeTokens: prompt of ${promptIds.length} tokens leaves no room in the context of ${maxSeqLen}`);
+  if (promptIds.length >= maxSeqLen) throw new Error(`decoding: a prompt of ${promptIds.length} tokens leaves no room in the context of ${maxSeqLen}`);
   const seqs: SequenceState[] = rngs.map((rng, i) => ({ rng, onToken: onTokens[i], tokenIds: [], generated: 0, stop: null }));
   const resultOf = (s: SequenceState): TokenLoopResult => ({ tokenIds: s.tokenIds, stop: s.stop ?? 'aborted', generatedTokens: s.generated });
   const endAll = (still: readonly number[]): TokenLoopResult[] => {

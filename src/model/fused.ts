@@ -7,9 +7,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { causalSoftmaxKernel, geluKernel, layerNormKernel } from '../backend/fast-kernels.js';
 
-const layerNormEps = 1e-5;
+export const layerNormEps = 1e-5;
 /** Added to attention scores of future positions on the stock path; finite so a fully masked row cannot produce NaN. */
-const maskedScore = -1e9;
+export const maskedScore = -1e9;
 
 function registered(kernelName: string): boolean {
   return tf.getKernel(kernelName, tf.getBackend()) !== undefined;

@@ -21,16 +21,12 @@
  * are those of the model's variables when first read (a model whose variables are later replaced is
  * read again; one trained in place must not be decoded through here).
  */
-import { unaryOps, type NativeKernels } from '../backend/native.js';
+import type { NativeKernels } from '../backend/native.js';
 import { UserError } from '../common/errors.js';
 import type { ModelConfig } from './config.js';
 import type { GPT } from './gpt.js';
+import { layerNormEps, maskedScore } from './fused.js';
 
-/** As gpt.ts: LayerNorm's epsilon, and the score of a future position. */
-const layerNormEps = 1e-5;
-const maskedScore = -1e9;
-/** The addon's op code of erf (used where the addon predates its gelu). */
-const erfOp = unaryOps.indexOf('Erf');
 /**
  * Up to this many rows a product runs as one matrix-vector product per row (the addon's gemv), above
  * it as one sgemm: sgemm packs the whole weight matrix first, so for the LM head one row took ~270 us
@@ -295,13 +291,9 @@ export class NativeDecoder {
     }
   }
 
-  /** x = x * 0.5 * (1 + erf(x / sqrt 2)) in place: GELU with erf, as gpt.ts's gelu. */
+  /** x = x * 0.5 * (1 + erf(x / sqrt 2)) in place: GELU with erf, as fused.ts's gelu. */
   private gelu(x: Float32Array): void {
-    if (this.kernels.gelu) return this.kernels.gelu(x, x, x.length);
-    const erf = new Float32Array(x.length);
-    for (let i = 0; i < x.length; i++) erf[i] = x[i] * Math.SQRT1_2;
-    this.kernels.unary(erfOp, erf, erf, erf.length);
-    for (let i = 0; i < x.length; i++) x[i] = x[i] * 0.5 * (1 + erf[i]);
+    this.kernels.gelu(x, x, x.length);
   }
 
   /**

@@ -111,9 +111,11 @@ export async function globalNorm(grads: readonly tf.Tensor[]): Promise<number> {
     ? (g: tf.Tensor): tf.Tensor => tf.engine().runKernel(sumSquaresKernel, { x: g }) as tf.Tensor
     : (g: tf.Tensor): tf.Tensor => tf.sum(tf.square(g));
   const norm = tf.tidy(() => tf.sqrt(tf.addN(grads.map(sumOfSquares))));
-  const value = (await norm.data())[0]!;
-  norm.dispose();
-  return value;
+  try {
+    return (await norm.data())[0]!;
+  } finally {
+    norm.dispose();
+  }
 }
 
 /** The factor that brings the global norm down to `maxNorm` (0: no clipping). */

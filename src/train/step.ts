@@ -64,28 +64,33 @@ export class TrainStep {
     let loss = 0;
     let tokens = 0;
     let rowOffset = 0;
-    for (const [j, b] of microBatches.entries()) {
-      const micro = tf.tidy(() =>
-        tf.variableGrads(() => {
-          const { x, y, w } = batchTensors(b);
-          const logits = this.model.forward(x, { training: true, dropoutSeed, dropoutRowOffset: rowOffset });
-          return weightedCrossEntropy(logits, y, w, scale);
-        }, this.variables),
-      );
-      loss += (await micro.value.data())[0]!;
-      micro.value.dispose();
-      const ordered = this.variables.map((v) => micro.grads[v.name]);
-      if (j === 0) {
-        grads = ordered;
-      } else {
-        const previous = grads;
-        grads = previous.map((g, i) => tf.add(g, ordered[i]));
-        for (const t of [...previous, ...ordered]) t.dispose();
-      }
-      tokens += b.rows * b.T;
-      rowOffset += b.rows;
-    }
+    // Every tensor is owned by `grads` or disposed before the next await: a failed read (webgpu reports work
+    // the GPU rejected there) leaks nothing.
     try {
+      for (const [j, b] of microBatches.entries()) {
+        const micro = tf.tidy(() =>
+          tf.variableGrads(() => {
+            const { x, y, w } = batchTensors(b);
+            const logits = this.model.forward(x, { training: true, dropoutSeed, dropoutRowOffset: rowOffset });
+            return weightedCrossEntropy(logits, y, w, scale);
+          }, this.variables),
+        );
+        const ordered = this.variables.map((v) => micro.grads[v.name]);
+        if (j === 0) {
+          grads = ordered;
+        } else {
+          const previous = grads;
+          grads = previous.map((g, i) => tf.add(g, ordered[i]));
+          for (const t of [...previous, ...ordered]) t.dispose();
+        }
+        try {
+          loss += (await micro.value.data())[0]!;
+        } finally {
+          micro.value.dispose();
+        }
+        tokens += b.rows * b.T;
+        rowOffset += b.rows;
+      }
       const gradNorm = await globalNorm(grads);
       if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) throw new NonFiniteLossError(loss, gradNorm);
       this.optimizer.apply(grads, lr, clipScale(gradNorm, this.gradClip));
@@ -105,8 +110,11 @@ export async function evaluateLoss(model: GPT, batches: readonly Batch[]): Promi
       const { x, y, w } = batchTensors(b);
       return weightedCrossEntropy(model.forward(x), y, w, 1);
     });
-    sum += (await s.data())[0]!;
-    s.dispose();
+    try {
+      sum += (await s.data())[0]!;
+    } finally {
+      s.dispose();
+    }
     targets += b.targets;
   }
   return sum / targets;
